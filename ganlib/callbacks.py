@@ -1,0 +1,123 @@
+"""Keras callbacks that write a run directory: logs, sample grids, metrics, checkpoints, divergence.
+
+Order matters at the end of an epoch (Keras calls callbacks in list order and they share `logs`):
+Evaluation adds metrics to `logs` -> Divergence judges the epoch -> RunLogger writes the epoch ->
+SampleGrids -> Checkpoint last, so a checkpoint at epoch k always means "logs through k are on disk".
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from . import checkpoint, plotting
+from .rundir import RunDirectory
+from .trainer import generate
+
+BATCH_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+
+
+class RunLogger(keras.callbacks.Callback):
+    """Per-batch losses/accuracies into metrics/batches.csv and per-epoch means into metrics/epochs.csv."""
+
+    def __init__(self, run: RunDirectory, steps_per_epoch: int, batch_size: int):
+        super().__init__()
+        self.run, self.steps_per_epoch, self.batch_size = run, steps_per_epoch, batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.rows, self.started = epoch, [], time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.rows.append({"epoch": self.epoch + 1, "step": self.epoch * self.steps_per_epoch + batch + 1,
+                          **{k: float(logs[k]) for k in BATCH_KEYS if k in logs}})
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {"epoch": epoch + 1}
+        for key in BATCH_KEYS:
+            values = [r[key] for r in self.rows if key in r]
+            row[key] = float(np.mean(values)) if values else float("nan")
+        row.update({k: v for k, v in (logs or {}).items() if k.startswith("eval_")})
+        row.update(seconds=seconds, images_per_second=len(self.rows) * self.batch_size / max(seconds, 1e-9),
+                   steps=len(self.rows))
+        self.run.append_rows(self.run.batches_file, self.rows)
+        self.run.append_rows(self.run.epochs_file, [row])
+
+
+class SampleGrids(keras.callbacks.Callback):
+    """A grid from the fixed benchmark noise every `interval` epochs (and at the last epoch)."""
+
+    def __init__(self, run: RunDirectory, noise, labels, interval: int, epochs: int, grid_size: int):
+        super().__init__()
+        self.run, self.noise, self.labels = run, noise, labels
+        self.interval, self.epochs, self.grid_size = interval, epochs, grid_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        if number % self.interval == 0 or number == self.epochs or self.model.stop_training:
+            images = generate(self.model.sampling_generator, self.noise, self.labels)
+            plotting.save_grid(images, self.run.sample_file(number), self.grid_size)
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Quality metrics (FID, KID, ...) every `interval` epochs, added to the epoch log as eval_<name>."""
+
+    def __init__(self, evaluate, interval: int):
+        super().__init__()
+        self.evaluate, self.interval = evaluate, interval
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interval and (epoch + 1) % self.interval == 0 and logs is not None:
+            for name, value in self.evaluate(self.model.sampling_generator).items():
+                if isinstance(value, (int, float)):
+                    logs[f"eval_{name}"] = value
+
+
+class Divergence(keras.callbacks.Callback):
+    """Stops training on non-finite losses, or after `patience` epochs of a collapsed generator.
+
+    Collapse = the benchmark samples are (almost) identical: mean per-pixel std across them below `min_std`.
+    """
+
+    def __init__(self, noise, labels, patience: int, min_std: float = 0.02):
+        super().__init__()
+        self.noise, self.labels, self.patience, self.min_std = noise, labels, patience, min_std
+        self.reason, self.collapsed_epochs = None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = [k for k in ("d_loss", "g_loss") if k in (logs or {}) and not math.isfinite(float(logs[k]))]
+        if bad and self.reason is None:
+            self.reason = f"non-finite {', '.join(bad)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.reason:
+            return
+        images = generate(self.model.sampling_generator, self.noise[:64], self.labels[:64])
+        spread = float(np.mean(np.std(images, axis=0)))
+        self.collapsed_epochs = self.collapsed_epochs + 1 if spread < self.min_std else 0
+        if self.collapsed_epochs >= self.patience:
+            self.reason = (f"generator collapsed: samples nearly identical (pixel std {spread:.4f} < {self.min_std}) "
+                           f"for {self.patience} epochs, at epoch {epoch + 1}")
+            self.model.stop_training = True
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves models, optimizer and RNG state every `interval` epochs and at the last epoch."""
+
+    def __init__(self, run: RunDirectory, interval: int, epochs: int):
+        super().__init__()
+        self.run, self.interval, self.epochs = run, interval, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        if self.model.stop_training:
+            return  # a diverging run is not a state worth resuming from
+        if number % self.interval == 0 or number == self.epochs:
+            checkpoint.save(self.model, self.run.checkpoint_file, number)

@@ -1,0 +1,51 @@
+"""Resume points: every piece of training state in one atomically written, pickle-free .npz file.
+
+Saved: generator, discriminator (and EMA generator) variables including normalization statistics and dropout
+seeds, both optimizers' variables (moments, iteration counters), the trainer's noise RNG state and the epoch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .rundir import atomic_path
+
+
+def _state_variables(trainer) -> dict:
+    groups = {
+        "generator": trainer.generator.variables,
+        "discriminator": trainer.discriminator.variables,
+        "g_optimizer": trainer.g_optimizer.variables,
+        "d_optimizer": trainer.d_optimizer.variables,
+        "noise_seed": [trainer.noise_seed.state],
+    }
+    if trainer.ema_generator is not None:
+        groups["ema_generator"] = trainer.ema_generator.variables
+    return {f"{group}/{i:04d}": v for group, variables in groups.items() for i, v in enumerate(variables)}
+
+
+def save(trainer, path: Path, epoch: int) -> None:
+    arrays = {key: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for key, v in _state_variables(trainer).items()}
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, epoch=np.int64(epoch), **arrays)
+
+
+def load(trainer, path: Path) -> Optional[int]:
+    """Restore the state saved at `path` into a compiled trainer; returns the epoch it was saved at."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    variables = _state_variables(trainer)
+    with np.load(path, allow_pickle=False) as saved:
+        missing = sorted(set(variables) - set(saved.files))
+        if missing:
+            raise ValueError(f"Checkpoint {path} does not match this configuration's models "
+                             f"(missing {missing[:3]}...). Use a new run directory for a changed configuration.")
+        for key, v in variables.items():
+            if tuple(saved[key].shape) != tuple(v.shape):
+                raise ValueError(f"Checkpoint {path}: {key} has shape {saved[key].shape}, model expects {v.shape}.")
+            v.assign(saved[key])
+        return int(saved["epoch"])

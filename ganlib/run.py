@@ -1,0 +1,191 @@
+"""Train one configuration into a run directory, resuming it if it was interrupted.
+
+config -> data -> models -> trainer -> run directory. This is the function the training notebook, the
+`GAN` class and the study runner all call.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from . import __version__
+from .config import Config, ConfigError
+from .rundir import RunDirectory, RunDirectoryError, now
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TensorFlow's CPU threads (only possible before TensorFlow starts its thread pools)."""
+    if threads:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # already initialized in this process: keep going with its pools
+            pass
+
+
+def benchmark_noise(config: Config, num_classes: int):
+    """The fixed latent points and labels of every sample grid: a function of the seed alone."""
+    n = config.grid_size ** 2
+    rng = np.random.default_rng([config.seed, 20240])
+    z = rng.standard_normal((n, config.latent_dim)).astype(np.float32)
+    labels = (np.arange(n) % num_classes).astype(np.int32)  # column j shows class j (mod classes)
+    return z, labels
+
+
+def _load_or_make_noise(run: RunDirectory, config: Config, num_classes: int):
+    if run.noise_file.exists():
+        with np.load(run.noise_file, allow_pickle=False) as f:
+            return f["z"], f["labels"]
+    z, labels = benchmark_noise(config, num_classes)
+    from .rundir import atomic_path
+
+    with atomic_path(run.noise_file) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, z=z, labels=labels)
+    return z, labels
+
+
+def load_models_from(run_dir, safe_mode: bool = True):
+    """(generator, discriminator) saved at the end of another run, for transfer learning or sampling."""
+    import keras
+
+    run = RunDirectory(run_dir)
+    paths = [run.model_file("generator"), run.model_file("discriminator")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise RunDirectoryError(f"{run.path} has no final models ({', '.join(missing)}); only completed runs "
+                                "can be used with init_from.")
+    # safe_mode refuses to deserialize Python lambdas: loading a model never runs code from the file.
+    return tuple(keras.models.load_model(p, safe_mode=safe_mode, compile=False) for p in paths)
+
+
+def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
+    """Refuse a directory that holds a different configuration; return its summary if it is finished."""
+    if run.config_file.exists():
+        existing = run.read_config()
+        if existing.hash != config.hash:
+            changed = {k: (v, getattr(config, k)) for k, v in existing.to_dict().items()
+                       if getattr(config, k) != v}
+            raise RunDirectoryError(
+                f"{run.path} already holds a run of a different configuration (changed: {changed}). "
+                "Use a new run directory, or delete this one to start over.")
+    summary = run.read_summary()
+    if summary.get("status") in ("completed", "diverged"):
+        return summary
+    return None
+
+
+def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union[int, str] = 2,
+          evaluate: Optional[Callable] = None) -> dict:
+    """Train `config` into `run_dir` and return the run's summary.
+
+    A finished run directory is returned as it is; an interrupted one continues from its last checkpoint.
+    `evaluate(generator) -> dict of metrics` overrides the default quality metrics (see ganlib.metrics).
+    """
+    config = config if isinstance(config, Config) else Config.from_dict(dict(config))
+    run = RunDirectory(run_dir)
+    finished = check_run_directory(run, config)
+    if finished is not None:
+        return finished
+    configure_threads(config.threads)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    previous = run.read_summary()
+    run.update_summary(status="running", config_hash=config.hash, ganlib_version=__version__,
+                       started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
+                       error=None)
+    try:
+        return _train(config, run, verbose, evaluate)
+    except Exception as e:
+        run.update_summary(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+                           finished_at=now())
+        raise
+
+
+def _train(config: Config, run: RunDirectory, verbose, evaluate) -> dict:
+    import keras
+
+    from . import callbacks as cb
+    from . import checkpoint
+    from .data import load_for_config
+    from .models import build_models
+    from .trainer import GANTrainer, make_optimizer
+
+    keras.utils.set_random_seed(config.seed)
+    data = load_for_config(config, "train")
+    config.check_dataset_size(len(data))
+    if config.conditional and data.num_classes < 2:
+        raise ConfigError("conditional", True, "False for a dataset with a single class "
+                          f"({data.name} at {data.source} has one)")
+    steps_per_epoch = config.steps_per_epoch or len(data) // config.effective_batch
+
+    if config.init_from:
+        generator, discriminator = load_models_from(config.init_from)
+        expected = (None,) + tuple(data.image_shape)
+        if tuple(generator.output.shape) != expected:
+            raise ConfigError("init_from", config.init_from, f"a run whose generator makes images of shape "
+                              f"{expected[1:]} (it makes {tuple(generator.output.shape)[1:]})")
+    else:
+        generator, discriminator = build_models(config, data.image_shape, data.num_classes)
+    trainer = GANTrainer(generator, discriminator, config, data.num_classes)
+    total_steps = steps_per_epoch * config.epochs
+    trainer.compile(make_optimizer(config, "g", total_steps), make_optimizer(config, "d", total_steps))
+
+    noise, labels = _load_or_make_noise(run, config, data.num_classes)
+    initial_epoch = checkpoint.load(trainer, run.checkpoint_file) or 0
+    run.truncate_logs(initial_epoch)
+
+    if evaluate is None and config.metric_samples > 0:
+        from .metrics import default_evaluator
+
+        evaluate = default_evaluator(config, data.num_classes)
+    divergence = cb.Divergence(noise, labels, config.divergence_patience)
+    callbacks = [
+        cb.Evaluation(evaluate, config.metric_interval) if evaluate else None,
+        divergence,
+        cb.RunLogger(run, steps_per_epoch, config.effective_batch),
+        cb.SampleGrids(run, noise, labels, config.sample_interval, config.epochs, config.grid_size),
+        cb.Checkpoint(run, config.checkpoint_interval, config.epochs),
+    ]
+    run.update_summary(
+        resumed_from_epoch=initial_epoch or None, steps_per_epoch=steps_per_epoch,
+        dataset={"name": data.name, "source": data.source, "train_images": len(data),
+                 "image_shape": list(data.image_shape), "classes": data.class_names,
+                 "skipped_files": len(data.skipped)},
+        parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())})
+
+    started = time.perf_counter()
+    if initial_epoch < config.epochs:
+        from .data import training_dataset
+
+        dataset = training_dataset(data, config.effective_batch, config.seed, initial_epoch, config.epochs,
+                                   steps_per_epoch)
+        trainer.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                    callbacks=[c for c in callbacks if c is not None], verbose=verbose)
+    seconds = time.perf_counter() - started
+    epochs = run.read_epochs()
+    timing = {"train_seconds_this_attempt": round(seconds, 3),
+              "train_seconds_total": round(float(epochs["seconds"].sum()) if "seconds" in epochs else seconds, 3),
+              "epochs_completed": int(epochs["epoch"].max()) if len(epochs) else 0}
+    if divergence.reason:
+        return run.update_summary(status="diverged", error=divergence.reason, finished_at=now(), **timing)
+
+    run.models_dir.mkdir(exist_ok=True)
+    models = {"generator": generator, "discriminator": discriminator}
+    if trainer.ema_generator is not None:
+        models["generator_ema"] = trainer.ema_generator
+    for name, model in models.items():
+        from .rundir import atomic_path
+
+        with atomic_path(run.model_file(name), suffix=".keras") as tmp:
+            model.save(tmp)
+    final = {}
+    if evaluate is not None:
+        final = {k: v for k, v in evaluate(trainer.sampling_generator).items()}
+    return run.update_summary(status="completed", final_metrics=final, finished_at=now(), **timing)
