@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -1,0 +1,67 @@
+"""Small helpers that keep the notebooks short: parameters -> Config, and displays of data and runs."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import fields
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+
+def config_from_namespace(values: dict, extra=("run_dir",)):
+    """(Config, run_dir) from a notebook's parameters; unknown names (typos in `-p`) are an error."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known - set(extra))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known | set(extra), 1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError("parameter", ", ".join(hints), "the parameters of this notebook (the fields of "
+                          "ganlib.Config plus " + ", ".join(extra) + ")")
+    config = Config.from_dict({k: v for k, v in values.items() if k in known})
+    run_dir = values.get("run_dir") or str(Path("runs") / f"{config.dataset}-{config.hash}")
+    return config, run_dir
+
+
+def show_dataset_preview(config: Config, n: int = 64):
+    """A grid of real training images, to check the data before spending time on training."""
+    from IPython.display import Image, display
+
+    from .data import load_for_config
+    from .plotting import save_grid
+    import tempfile
+
+    data = load_for_config(config).take(n, seed=config.seed)
+    print(f"{data.name}: {data.source}; images {data.image_shape}; classes {len(data.class_names)}"
+          + (f"; skipped unreadable files: {len(data.skipped)}" if data.skipped else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_grid(data.as_float(), Path(tmp) / "preview.png", columns=16)
+        display(Image(filename=str(path)))
+
+
+def show_run(run_dir):
+    """Final sample grid, learning curves and summary of a run directory."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Image, display
+
+    from .plotting import plot_curves
+    from .rundir import RunDirectory
+
+    run = RunDirectory(run_dir)
+    samples = run.sample_files()
+    if samples:
+        print(f"samples at epoch {int(samples[-1].stem.split('_')[1])} (fixed benchmark noise):")
+        display(Image(filename=str(samples[-1])))
+    epochs = run.read_epochs()
+    if len(epochs):
+        plot_curves(epochs)
+        plt.tight_layout()
+        plt.show()
+        display(epochs)
+    summary = run.read_summary()
+    metrics = summary.get("final_metrics") or {}
+    if metrics:
+        display(pd.Series(metrics, name="final metrics").to_frame())
+    return summary
