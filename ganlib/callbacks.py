@@ -79,13 +79,15 @@ class Evaluation(keras.callbacks.Callback):
 class Divergence(keras.callbacks.Callback):
     """Stops training on non-finite losses, or after `patience` epochs of a collapsed generator.
 
-    Collapse = the benchmark samples are (almost) identical: mean per-pixel std across them below `min_std`.
+    Collapse = the benchmark samples have become (almost) identical: mean per-pixel std across them below
+    `min_std` after it had been above 5 * min_std (a fresh generator's outputs are nearly constant; that is
+    not a collapse).
     """
 
     def __init__(self, noise, labels, patience: int, min_std: float = 0.02):
         super().__init__()
         self.noise, self.labels, self.patience, self.min_std = noise, labels, patience, min_std
-        self.reason, self.collapsed_epochs = None, 0
+        self.reason, self.collapsed_epochs, self.max_spread = None, 0, 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         bad = [k for k in ("d_loss", "g_loss") if k in (logs or {}) and not math.isfinite(float(logs[k]))]
@@ -101,7 +103,9 @@ class Divergence(keras.callbacks.Callback):
             return
         images = generate(self.model.sampling_generator, self.noise[:64], self.labels[:64])
         spread = float(np.mean(np.std(images, axis=0)))
-        self.collapsed_epochs = self.collapsed_epochs + 1 if spread < self.min_std else 0
+        self.max_spread = max(self.max_spread, spread)
+        collapsed = spread < self.min_std and self.max_spread >= 5 * self.min_std
+        self.collapsed_epochs = self.collapsed_epochs + 1 if collapsed else 0
         if self.collapsed_epochs >= self.patience:
             self.reason = (f"generator collapsed: samples nearly identical (pixel std {spread:.4f} < {self.min_std}) "
                            f"for {self.patience} epochs, at epoch {epoch + 1}")

@@ -40,7 +40,7 @@ def _normalize(x, kind: str, name: str):
 
 
 def _maybe_spectral(layer, kind: str):
-    return layers.SpectralNormalization(layer) if kind == "spectral" else layer
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if kind == "spectral" else layer
 
 
 def _widths(base: int, growth: float, depth: int):

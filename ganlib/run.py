@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -82,11 +82,12 @@ def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
 
 
 def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union[int, str] = 2,
-          evaluate: Optional[Callable] = None) -> dict:
+          evaluate: Optional[Callable] = None, callbacks: Sequence = ()) -> dict:
     """Train `config` into `run_dir` and return the run's summary.
 
     A finished run directory is returned as it is; an interrupted one continues from its last checkpoint.
-    `evaluate(generator) -> dict of metrics` overrides the default quality metrics (see ganlib.metrics).
+    `evaluate(generator) -> dict of metrics` overrides the default quality metrics (see ganlib.metrics);
+    extra Keras `callbacks` run after ganlib's own (which write the run directory).
     """
     config = config if isinstance(config, Config) else Config.from_dict(dict(config))
     run = RunDirectory(run_dir)
@@ -101,14 +102,14 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
                        started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
                        error=None)
     try:
-        return _train(config, run, verbose, evaluate)
+        return _train(config, run, verbose, evaluate, list(callbacks))
     except Exception as e:
         run.update_summary(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
                            finished_at=now())
         raise
 
 
-def _train(config: Config, run: RunDirectory, verbose, evaluate) -> dict:
+def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks) -> dict:
     import keras
 
     from . import callbacks as cb
@@ -152,6 +153,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate) -> dict:
         cb.RunLogger(run, steps_per_epoch, config.effective_batch),
         cb.SampleGrids(run, noise, labels, config.sample_interval, config.epochs, config.grid_size),
         cb.Checkpoint(run, config.checkpoint_interval, config.epochs),
+        *extra_callbacks,
     ]
     run.update_summary(
         resumed_from_epoch=initial_epoch or None, steps_per_epoch=steps_per_epoch,
@@ -167,7 +169,8 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate) -> dict:
         dataset = training_dataset(data, config.effective_batch, config.seed, initial_epoch, config.epochs,
                                    steps_per_epoch)
         trainer.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                    callbacks=[c for c in callbacks if c is not None], verbose=verbose)
+                    callbacks=[c for c in callbacks if c is not None], verbose=verbose,
+                    shuffle=False)  # order comes from training_dataset's (seed, epoch) permutation
     seconds = time.perf_counter() - started
     epochs = run.read_epochs()
     timing = {"train_seconds_this_attempt": round(seconds, 3),

@@ -102,7 +102,7 @@ class GANTrainer(keras.Model):
 
     # ------------------------------------------------------------------ the step
     def train_step(self, data):
-        real_all, real_labels_all = data
+        real_all, real_labels_all = data[0], data[1]  # Keras may append a (None) sample-weight slot
         cfg, loss = self.config, self.adversarial_loss
         bs, k = cfg.batch_size, cfg.d_steps
         threshold = loss.accuracy_threshold

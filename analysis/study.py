@@ -1,0 +1,281 @@
+"""A study: one question, a baseline configuration, named variations of it, and seeds.
+
+A study file (YAML, see `docs/studies.md`) is turned into a `Study` and validated as a whole before any training:
+every variation becomes a full `ganlib.Config`, so a typo or a bad value costs milliseconds and names the
+variation it is in. Each (variation, seed) pair is one run, trained into `runs/<variation>/seed<k>/`.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ganlib.config import Config, ConfigError
+
+STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "seeds", "resources",
+              "metrics", "primary_metric", "factors")
+RESOURCE_KEYS = ("workers", "threads_per_run")
+CONFIG_FIELDS = tuple(f.name for f in fields(Config))
+# Names become directory names: only these characters, so a name can never leave the study's directory.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.=,+-]+$")
+
+
+class StudyError(ValueError):
+    """The study definition is invalid; the message says where and what is allowed."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `1e-4` as a number (YAML 1.1 wants `1.0e-4`; a string lr is a trap)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$"), list("-+0123456789."))
+
+
+def _did_you_mean(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), 1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(keys, known, where: str) -> None:
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        hints = ", ".join(f"{k!r}{_did_you_mean(str(k), known)}" for k in unknown)
+        raise StudyError(f"{where}: unknown key {hints}. Allowed: {', '.join(known)}.")
+
+
+def check_name(name, what: str = "variation name") -> str:
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name or name == ".":
+        raise StudyError(f"Invalid {what} {name!r}: use only letters, digits and _ . = , + - "
+                         "(no '/', no '..'), because it becomes a directory name.")
+    return name
+
+
+def format_value(value) -> str:
+    """A value as it appears in a generated variation name, e.g. 1e-4, 0.05, 64, spectral."""
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:
+            mantissa, exponent = f"{value:.6e}".split("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(format_value(v) for v in value)
+    return str(value)
+
+
+def variation_name(overrides: dict) -> str:
+    return ",".join(f"{k}={format_value(v)}" for k, v in overrides.items())
+
+
+@dataclass
+class Variation:
+    name: str
+    overrides: dict  # the fields given in the study file (shared fields reset their g_/d_ fields, see Config.replace)
+    config: Config  # the full configuration, with seed = 0 (each run sets its own)
+
+
+@dataclass
+class Run:
+    """One training run of a study: a variation with one seed."""
+    study: str
+    variation: str
+    seed: int
+    config: Config
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.variation}/seed{self.seed}"
+
+    def run_dir(self, study_dir) -> Path:
+        return Path(study_dir) / "runs" / self.variation / f"seed{self.seed}"
+
+
+@dataclass
+class Study:
+    name: str
+    description: str
+    question: str
+    baseline: Config
+    variations: list  # of Variation; the first is the baseline itself
+    seeds: list
+    resources: dict = field(default_factory=dict)
+    metrics: Optional[list] = None
+    primary_metric: str = "final_fid"
+    factors: list = field(default_factory=list)
+
+    def variation(self, name: str) -> Variation:
+        for v in self.variations:
+            if v.name == name:
+                return v
+        raise StudyError(f"Study {self.name!r} has no variation {name!r}"
+                         f"{_did_you_mean(name, [v.name for v in self.variations])}.")
+
+    def runs(self, only=None) -> list:
+        """All runs (variation-major, then seed), or those of the variations named in `only`."""
+        chosen = [self.variation(n) for n in only] if only else self.variations
+        return [Run(self.name, v.name, s, v.config.replace(seed=s)) for v in chosen for s in self.seeds]
+
+    def to_dict(self) -> dict:
+        """The resolved study: a valid study file whose grid is expanded and whose baseline lists every field."""
+        return {
+            "name": self.name, "description": self.description, "question": self.question,
+            "baseline": {k: v for k, v in self.baseline.to_dict().items() if k != "seed"},
+            "variations": [{"name": v.name, **v.overrides} for v in self.variations[1:]],
+            "seeds": list(self.seeds), "resources": dict(self.resources), "metrics": self.metrics,
+            "primary_metric": self.primary_metric, "factors": list(self.factors),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def load_study(path) -> Study:
+    """Read and validate a study file."""
+    path = Path(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)  # SafeLoader: builds only plain data
+    except FileNotFoundError:
+        raise StudyError(f"Study file {path} does not exist.") from None
+    except yaml.YAMLError as e:
+        raise StudyError(f"Study file {path} is not valid YAML: {e}") from None
+    try:
+        return study_from_dict(data)
+    except StudyError as e:
+        raise StudyError(f"{path}: {e}") from None
+
+
+def _config(values: dict, where: str) -> Config:
+    return _config_of(None, values, where)
+
+
+def _config_of(baseline: Optional[Config], values: dict, where: str) -> Config:
+    try:  # replace: a changed shared field (lr) also resets the per-network fields (g_lr, d_lr) not given
+        return baseline.replace(**values) if baseline else Config.from_dict(values)
+    except ConfigError as e:
+        raise StudyError(f"{where}: {e}") from None
+    except TypeError as e:  # e.g. a list where Config compares numbers
+        raise StudyError(f"{where}: invalid configuration ({e}).") from None
+
+
+def _overrides(values, where: str) -> dict:
+    if not isinstance(values, dict):
+        raise StudyError(f"{where}: expected a mapping of ganlib.Config fields, got {values!r}.")
+    _unknown(values, CONFIG_FIELDS, where)
+    if "seed" in values:
+        raise StudyError(f"{where}: 'seed' is not set per configuration; list the seeds in the study's `seeds`.")
+    return dict(values)
+
+
+def _grid_variations(grid) -> list:
+    """[(name, overrides)] for the cartesian product of each grid (a mapping, or a list of mappings)."""
+    grids = grid if isinstance(grid, list) else [grid]
+    out = []
+    for i, g in enumerate(grids):
+        where = f"grid[{i}]" if isinstance(grid, list) else "grid"
+        g = _overrides(g, where)
+        if not g or not all(isinstance(v, list) and v for v in g.values()):
+            raise StudyError(f"{where}: expected a mapping of field -> non-empty list of values, got {g!r}.")
+        for combo in itertools.product(*g.values()):
+            overrides = dict(zip(g, combo))
+            out.append((variation_name(overrides), overrides))
+    return out
+
+
+def _seeds(seeds) -> list:
+    if isinstance(seeds, bool):
+        seeds = None
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise StudyError(f"seeds: {seeds} is fewer than 1 seed.")
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and
+                                                 0 <= s < 2**31 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise StudyError(f"seeds: {seeds} repeats a seed.")
+        return list(seeds)
+    raise StudyError(f"seeds: expected a count >= 1 or a non-empty list of distinct integers >= 0, got {seeds!r}.")
+
+
+def _resources(resources) -> dict:
+    resources = resources or {}
+    if not isinstance(resources, dict):
+        raise StudyError(f"resources: expected a mapping, got {resources!r}.")
+    _unknown(resources, RESOURCE_KEYS, "resources")
+    for k, v in resources.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise StudyError(f"resources: {k}={v!r}; expected an integer >= 1.")
+    return dict(resources)
+
+
+def study_from_dict(data) -> Study:
+    if not isinstance(data, dict):
+        raise StudyError(f"A study is a mapping with keys {', '.join(STUDY_KEYS)}; got {type(data).__name__}.")
+    _unknown(data, STUDY_KEYS, "study")
+    name = check_name(data.get("name"), "study name")
+    for key in ("description", "question"):
+        if not isinstance(data.get(key, ""), str):
+            raise StudyError(f"{key}: expected text, got {data[key]!r}.")
+    if not data.get("baseline"):
+        raise StudyError("baseline: missing. Every study needs a baseline configuration (a mapping of "
+                         "ganlib.Config fields) that its variations change.")
+    base_values = _overrides(data["baseline"], "baseline")
+    baseline = _config(base_values, "baseline")
+
+    # (name, overrides) of every variation: the baseline, then the explicit list, then the grid(s).
+    entries = []
+    explicit = data.get("variations") or []
+    if not isinstance(explicit, list):
+        raise StudyError("variations: expected a list of mappings {name: ..., <field>: <value>, ...}.")
+    for i, item in enumerate(explicit):
+        if not isinstance(item, dict):
+            raise StudyError(f"variations[{i}]: expected a mapping {{name: ..., <field>: <value>}}, got {item!r}.")
+        overrides = _overrides({k: v for k, v in item.items() if k != "name"}, f"variations[{i}]")
+        if not overrides:
+            raise StudyError(f"variations[{i}]: changes nothing; the baseline is already a variation.")
+        entries.append((item.get("name") or variation_name(overrides), overrides, True))
+    if data.get("grid"):
+        entries += [(n, o, False) for n, o in _grid_variations(data["grid"])]
+
+    variations = [Variation("baseline", {}, baseline)]
+    by_hash = {baseline.hash: "baseline"}
+    for name, overrides, explicit_entry in entries:
+        check_name(name)
+        config = _config_of(baseline, overrides, f"variation {name!r}")
+        if name in {v.name for v in variations}:
+            raise StudyError(f"Duplicate variation name {name!r}.")
+        if config.hash in by_hash:
+            if not explicit_entry and by_hash[config.hash] == "baseline":
+                continue  # a grid point equal to the baseline is the baseline, trained once
+            raise StudyError(f"Duplicate variation: {name!r} trains the same configuration as "
+                             f"{by_hash[config.hash]!r} (config hash {config.hash}).")
+        by_hash[config.hash] = name
+        variations.append(Variation(name, overrides, config))
+
+    metrics = data.get("metrics")
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
+        raise StudyError(f"metrics: expected a list of metric names (e.g. [fid, kid]), got {metrics!r}.")
+    primary = data.get("primary_metric", "final_fid")
+    if not isinstance(primary, str) or not primary:
+        raise StudyError(f"primary_metric: expected a column name such as 'final_fid', got {primary!r}.")
+    if metrics and primary.startswith("final_") and primary[len("final_"):] not in metrics:
+        raise StudyError(f"primary_metric: {primary!r} is not among the metrics {metrics}.")
+    varied = list(dict.fromkeys(k for v in variations for k in v.overrides))
+    factors = data.get("factors", varied)
+    if not isinstance(factors, list):
+        raise StudyError(f"factors: expected a list of ganlib.Config fields, got {factors!r}.")
+    _unknown(factors, CONFIG_FIELDS, "factors")
+    return Study(name=name, description=data.get("description", ""), question=data.get("question", ""),
+                 baseline=baseline, variations=variations, seeds=_seeds(data.get("seeds")),
+                 resources=_resources(data.get("resources")), metrics=metrics, primary_metric=primary,
+                 factors=factors)
+
+
+def default_workers(threads_per_run: int) -> int:
+    return max(1, len(os.sched_getaffinity(0)) // max(1, threads_per_run))

@@ -1,0 +1,160 @@
+"""Distances between two sets of feature vectors: FID, KID, improved precision/recall, density/coverage.
+
+All take (N, d) arrays (any float dtype) and compute in float64. Definitions follow the reference
+implementations (pytorch-fid / TF-GAN, torch-fidelity, Kynkaanniemi et al. 2019, Naeem et al. 2020).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterator, Tuple
+
+import numpy as np
+
+_BLOCK_ELEMENTS = 2 ** 23  # distance blocks of at most 8M float64 (64 MB), whatever the sample sizes
+
+
+def _f64(x) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x.reshape(len(x), -1)  # images or features: one row per sample
+
+
+# ---------------------------------------------------------------------------------------------- FID
+def feature_statistics(features) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (N-1 normalisation) of (N, d) features."""
+    f = _f64(features)
+    return f.mean(0), np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
+
+
+def _sqrt_psd(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix via eigh."""
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # rounding can make zero eigenvalues slightly negative
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr sqrt(S1 S2), the Frechet distance of two Gaussians.
+
+    Tr sqrt(S1 S2) = sum sqrt(eig(A S2 A)) with A = sqrt(S1): A S2 A is symmetric PSD and has the
+    eigenvalues of S1 S2, so two symmetric eigendecompositions replace the non-symmetric `sqrtm` (faster,
+    and never complex).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
+        raise ValueError(f"Shapes do not match: mu {mu1.shape}, {mu2.shape}; sigma {s1.shape}, {s2.shape}.")
+    a = _sqrt_psd(s1)
+    m = a @ s2 @ a
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def fid_from_features(features1, features2) -> float:
+    """FID between two feature sets. Warns when a set has fewer samples than dimensions (rank-deficient
+    covariance: the value is then dominated by sampling noise)."""
+    f1, f2 = _f64(features1), _f64(features2)
+    n, d = min(len(f1), len(f2)), f1.shape[1]
+    if n < 2:
+        raise ValueError("FID needs at least 2 samples per set.")
+    if n < d:
+        warnings.warn(f"FID from {n} samples of {d}-d features: fewer samples than dimensions, so the "
+                      "covariances are rank-deficient and the FID is unreliable; use more samples.",
+                      stacklevel=2)
+    return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
+
+
+# ---------------------------------------------------------------------------------------------- KID
+def _unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with the polynomial kernel k(a, b) = (a.b/d + 1)^3 (diagonals excluded)."""
+    m, d = len(x), x.shape[1]
+    kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(within - 2 * kxy.mean())
+
+
+def kid(features1, features2, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> Tuple[float, float]:
+    """Kernel Inception Distance: (mean, std) of unbiased MMD^2 over random subsets (without replacement).
+
+    subset_size is clamped to the smaller set. Can be slightly negative when the sets match.
+    """
+    f1, f2 = _f64(features1), _f64(features2)
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples per set.")
+    if m == len(f1) == len(f2):  # every "subset" is the whole of both sets: one value, no spread
+        return _unbiased_mmd2(f1, f2), 0.0
+    rng = np.random.default_rng(seed)
+    values = [_unbiased_mmd2(f1[rng.choice(len(f1), m, replace=False)], f2[rng.choice(len(f2), m, replace=False)])
+              for _ in range(subsets)]
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ---------------------------------------------------------------------------------------------- nearest neighbours
+def distance_blocks(a, b) -> Iterator[Tuple[slice, np.ndarray]]:
+    """(rows, Euclidean distances a[rows] to all of b) in blocks of bounded memory.
+
+    Uses |a|^2 + |b|^2 - 2 a.b (one matrix product per block); the rounding error of this form is ~1e-8 of
+    the squared norms, irrelevant for thresholds, but callers wanting exact distances recompute them.
+    """
+    a, b = _f64(a), _f64(b)
+    bb = (b * b).sum(1)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, len(b)))
+    for i in range(0, len(a), rows):
+        block = a[i:i + rows]
+        sq = (block * block).sum(1)[:, None] + bb[None, :] - 2 * block @ b.T
+        yield slice(i, i + len(block)), np.sqrt(np.clip(sq, 0, None))
+
+
+def kth_neighbour_radii(x, k: int) -> np.ndarray:
+    """Distance from each point of x to its k-th nearest neighbour in x, the point itself excluded."""
+    x = _f64(x)
+    if not 1 <= k < len(x):
+        raise ValueError(f"k={k} needs 1 <= k < number of points ({len(x)}).")
+    radii = np.empty(len(x))
+    for rows, d in distance_blocks(x, x):
+        d[np.arange(len(d)), np.arange(rows.start, rows.stop)] = np.inf  # exclude self (by index: duplicates count)
+        radii[rows] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return radii
+
+
+def nearest_neighbours(a, b) -> Tuple[np.ndarray, np.ndarray]:
+    """For each row of a: index of its nearest row in b and the exact Euclidean distance to it."""
+    a, b = _f64(a), _f64(b)
+    idx = np.empty(len(a), np.int64)
+    for rows, d in distance_blocks(a, b):
+        idx[rows] = d.argmin(1)
+    return idx, np.linalg.norm(a - b[idx], axis=1)
+
+
+def _within_radii(points, centres, radii, strict: bool):
+    """Per point: how many balls (centre_i, radius_i) hold it; per centre: distance to its nearest point."""
+    counts, nearest = np.zeros(len(_f64(points)), np.int64), np.full(len(radii), np.inf)
+    for rows, d in distance_blocks(points, centres):
+        counts[rows] = ((d < radii) if strict else (d <= radii)).sum(1)
+        np.minimum(nearest, d.min(0), out=nearest)
+    return counts, nearest
+
+
+def precision_recall(real, fake, k: int = 3) -> Tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019).
+
+    precision: share of fakes inside the real manifold (some ball of a real point with radius its k-th
+    neighbour distance); recall: share of reals inside the fake manifold.
+    """
+    real, fake = _f64(real), _f64(fake)
+    inside_real, _ = _within_radii(fake, real, kth_neighbour_radii(real, k), strict=False)
+    inside_fake, _ = _within_radii(real, fake, kth_neighbour_radii(fake, k), strict=False)
+    return float(np.mean(inside_real > 0)), float(np.mean(inside_fake > 0))
+
+
+def density_coverage(real, fake, k: int = 5) -> Tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), from balls around the real points only.
+
+    density = mean number of real balls holding a fake, / k (~1 for identical distributions, can exceed 1);
+    coverage = share of real balls holding at least one fake (~1 - 2^-k for identical distributions).
+    """
+    real, fake = _f64(real), _f64(fake)
+    radii = kth_neighbour_radii(real, k)
+    counts, nearest_fake = _within_radii(fake, real, radii, strict=True)
+    return float(counts.sum() / (k * len(fake))), float(np.mean(nearest_fake < radii))

@@ -1,0 +1,263 @@
+"""Feature extractors: images in [-1, 1] (N, H, W, C) -> feature vectors (N, dim) for FID/KID/PRDC.
+
+Two extractors share one small interface (`name`, `dim`, `accuracy`, `__call__`, `features_and_probs`):
+
+* `DomainClassifier` - a small CNN trained on the dataset's own training split and cached on disk. The default,
+  because it needs no download and suits 28x28 grey images better than an ImageNet network does.
+* `InceptionV3Features` - the pool3 features of published FIDs, when the ImageNet weights file is present.
+
+Nothing here downloads anything.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..rundir import atomic_path, read_json, write_json
+
+INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+INCEPTION_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + INCEPTION_FILE
+
+
+def cache_dir(path=None) -> Path:
+    """Where trained feature networks live: `path`, else $GANLIB_CACHE, else ~/.cache/ganlib/feature_nets."""
+    if path is None:
+        path = os.environ.get("GANLIB_CACHE") or Path.home() / ".cache" / "ganlib" / "feature_nets"
+    return Path(path).expanduser()
+
+
+def _check_images(images, shape=None) -> np.ndarray:
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"Expected images of shape (N, H, W, C), got {images.shape}.")
+    if shape is not None and tuple(images.shape[1:]) != tuple(shape):
+        raise ValueError(f"This extractor takes images of shape {tuple(shape)}, got {tuple(images.shape[1:])}.")
+    return images
+
+
+class FeatureExtractor:
+    """The interface: `extractor(images) -> (N, dim) float32` for float32 images in [-1, 1], NHWC."""
+
+    name: str = "features"
+    dim: int = 0
+    accuracy: Optional[float] = None  # test accuracy of the classifier behind the features, when known
+    batch_size: int = 500
+
+    def __call__(self, images) -> np.ndarray:
+        return self.features_and_probs(images)[0]
+
+    def features_and_probs(self, images) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Features and class probabilities (None when the extractor has no classifier head) in one pass."""
+        raise NotImplementedError
+
+    def _batched(self, fn, images):
+        """Run `fn` over batches; fn returns a tuple of arrays (or None), concatenated per position."""
+        if not len(images):
+            raise ValueError("No images to extract features from.")
+        parts = [fn(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+        return tuple(None if ps[0] is None else np.concatenate(ps) for ps in zip(*parts))
+
+
+# ---------------------------------------------------------------------------------------------- domain classifier
+class DomainClassifier(FeatureExtractor):
+    """A small CNN trained on `dataset`'s training split; 128-d penultimate features, softmax probabilities.
+
+    The trained network is cached under a key of dataset, image size, channels, architecture version and the
+    training settings, so every run of a study - in any process - is scored by the same network. Construction
+    loads the cached network, or trains and caches it (under a file lock, written atomically).
+    """
+
+    ARCH_VERSION = 1
+    trainings = 0  # networks trained in this process (tests check that a cached network is not retrained)
+
+    def __init__(self, dataset: str, image_size: Optional[int] = None, channels: Optional[int] = None,
+                 data_dir: Optional[str] = None, cache: Optional[str] = None, epochs: int = 2,
+                 max_train: int = 20000, seed: int = 0, feature_dim: int = 128, verbose: int = 0,
+                 batch_size: int = 500):
+        from filelock import FileLock
+
+        self.dataset, self.data_dir, self.verbose, self.batch_size = dataset, data_dir, verbose, batch_size
+        self.settings = dict(epochs=epochs, max_train=max_train, seed=seed, feature_dim=feature_dim)
+        if image_size is None or channels is None:  # the native shape decides the key, so resolve it now
+            from ..config import DATASETS
+
+            native = DATASETS.get(dataset, (None, None, None))
+            image_size, channels = image_size or native[1], channels or native[2]
+            if image_size is None or channels is None:
+                raise ValueError(f"Give image_size and channels for dataset {dataset!r}.")
+        self.image_shape = (image_size, image_size, channels)
+        self.key = self._key()
+        self.dir = cache_dir(cache)
+        self.model_path, self.info_path = self.dir / f"{self.key}.keras", self.dir / f"{self.key}.json"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.trained_now = False
+        # The lock makes a second process wait for the first one's network instead of training its own.
+        with FileLock(str(self.dir / f"{self.key}.lock")):
+            if not (self.model_path.exists() and self.info_path.exists()):
+                self._train()
+        self._load()
+
+    def _key(self) -> str:
+        h, w, c = self.image_shape
+        s = self.settings
+        key = (f"{self.dataset}_{h}x{w}x{c}_arch{self.ARCH_VERSION}_f{s['feature_dim']}_e{s['epochs']}"
+               f"_n{s['max_train']}_s{s['seed']}")
+        if self.dataset == "folder":  # different folders are different datasets
+            import hashlib
+
+            key += "_" + hashlib.sha256(str(Path(self.data_dir).expanduser().resolve()).encode()).hexdigest()[:8]
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", key)
+
+    def _build(self, num_classes: int):
+        """Conv blocks halving the image until it is ~7 pixels, a dense feature layer, a softmax.
+
+        Every random layer gets an explicit seed: training must not draw from (or disturb) Keras's global
+        random state, or a GAN run's results would depend on whether the classifier was already cached.
+        """
+        import keras
+        from keras import layers
+
+        seed = self.settings["seed"]
+        init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
+        inputs = keras.Input(self.image_shape, name="images")  # [-1, 1]: already a good input range
+        x, size, filters = inputs, self.image_shape[0], 32
+        for block in range(3):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=init(block),
+                              name=f"conv{block}")(x)
+            if size < 14:  # 8x8 digits: one block is enough
+                break
+            x = layers.MaxPooling2D(name=f"pool{block}")(x)
+            size, filters = size // 2, filters * 2
+        x = layers.Flatten()(x)
+        # Features are taken before the ReLU: closer to Gaussian (FID's assumption), and no dead all-zero dims.
+        x = layers.Dense(self.settings["feature_dim"], kernel_initializer=init(10), name="features")(x)
+        x = layers.ReLU()(x)
+        x = layers.Dropout(0.3, seed=seed + 11)(x)
+        outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init(12), name="probs")(x)
+        return keras.Model(inputs, outputs, name=f"domain_classifier_{self.dataset}")
+
+    def _train(self):
+        import keras
+
+        from ..data import DatasetNotFoundError, load_dataset
+
+        h, _, c = self.image_shape
+        s = self.settings
+        started = time.perf_counter()
+        train = load_dataset(self.dataset, "train", self.data_dir, h, c).take(s["max_train"], seed=s["seed"])
+        try:
+            test = load_dataset(self.dataset, "test", self.data_dir, h, c)
+        except DatasetNotFoundError:
+            test = None
+        model = self._build(train.num_classes)
+        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        x, y = train.as_float(), train.labels
+        rng = np.random.default_rng(s["seed"])
+        for _ in range(s["epochs"]):  # our own seeded shuffle: fit(shuffle=True) would use global random state
+            order = rng.permutation(len(x))
+            model.fit(x[order], y[order], batch_size=128, epochs=1, shuffle=False, verbose=self.verbose)
+        accuracy = None
+        if test is not None and len(test):
+            probs = model.predict(test.as_float(), batch_size=self.batch_size, verbose=0)
+            accuracy = float(np.mean(probs.argmax(1) == test.labels))
+        with atomic_path(self.model_path, suffix=".keras") as tmp:
+            model.save(tmp)
+        # The JSON is written last: its presence marks a complete cache entry.
+        write_json(self.info_path, dict(
+            dataset=self.dataset, image_shape=list(self.image_shape), arch_version=self.ARCH_VERSION,
+            classes=train.class_names, train_images=len(train), test_images=0 if test is None else len(test),
+            test_accuracy=accuracy, train_seconds=round(time.perf_counter() - started, 2), **s))
+        DomainClassifier.trainings += 1
+        self.trained_now = True
+
+    def _load(self):
+        import keras
+
+        # safe_mode: loading a cached file never runs Python code from it.
+        model = keras.models.load_model(self.model_path, safe_mode=True, compile=False)
+        self.model = keras.Model(model.inputs[0], [model.get_layer("features").output, model.output])
+        self.info = read_json(self.info_path)
+        self.accuracy = self.info["test_accuracy"]
+        self.num_classes = int(model.output.shape[-1])
+        self.dim = self.settings["feature_dim"]
+        self.name = f"domain_classifier:{self.key}"
+
+    def features_and_probs(self, images):
+        images = _check_images(images, self.image_shape)
+
+        def run(batch):
+            feats, probs = self.model(batch, training=False)
+            return np.asarray(feats, np.float32), np.asarray(probs, np.float32)
+
+        return self._batched(run, images)
+
+    def __repr__(self):
+        return f"DomainClassifier({self.key!r}, test_accuracy={self.accuracy})"
+
+
+# ---------------------------------------------------------------------------------------------- InceptionV3
+class InceptionWeightsNotFoundError(FileNotFoundError):
+    pass
+
+
+def find_inception_weights(weights=None) -> Path:
+    """The ImageNet weights file: `weights`, else $GANLIB_INCEPTION_WEIGHTS, else the Keras model cache."""
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    candidates = [Path(p).expanduser() for p in (weights, os.environ.get("GANLIB_INCEPTION_WEIGHTS")) if p]
+    candidates.append(keras_home / "models" / INCEPTION_FILE)
+    for c in candidates:
+        if c.is_file():
+            return c
+    where = "\n  ".join(str(c) for c in candidates)
+    raise InceptionWeightsNotFoundError(
+        f"InceptionV3 ImageNet weights not found. Looked in:\n  {where}\n"
+        f"How to get them: on a machine with internet, download {INCEPTION_URL} (or run "
+        "`python -c \"import keras; keras.applications.InceptionV3(include_top=False, weights='imagenet')\"`, "
+        f"which stores it in ~/.keras/models/), copy the file to ~/.keras/models/{INCEPTION_FILE} here, or point "
+        "GANLIB_INCEPTION_WEIGHTS (or the weights argument) at it. Without it, use the default domain classifier.")
+
+
+class InceptionV3Features(FeatureExtractor):
+    """2048-d pool3 features of ImageNet InceptionV3, the network of published FIDs.
+
+    `weights="auto"` finds the file (see `find_inception_weights`) or raises; a path uses that file;
+    None builds untrained weights (only for testing the input path - its numbers mean nothing).
+    """
+
+    dim = 2048
+    size = 299
+
+    def __init__(self, weights="auto", batch_size: int = 50):
+        import keras
+
+        path = find_inception_weights(None if weights == "auto" else weights) if weights is not None else None
+        self.batch_size, self.weights = batch_size, path
+        # A file path (never "imagenet") so Keras cannot try to download.
+        self.model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=path and str(path),
+                                                    input_shape=(self.size, self.size, 3))
+        self.name = "inception_v3" if path else "inception_v3_untrained"
+
+    def preprocess(self, images):
+        """[-1, 1] is already Inception's input range; grey -> 3 channels, RGBA -> RGB, bilinear to 299."""
+        import tensorflow as tf
+
+        images = _check_images(images)
+        c = images.shape[-1]
+        if c == 1:
+            images = np.repeat(images, 3, axis=-1)
+        elif c == 4:
+            images = images[..., :3]  # drop alpha (generated RGBA has no meaningful background to blend on)
+        elif c != 3:
+            raise ValueError(f"Images need 1, 3 or 4 channels, got {c}.")
+        return tf.image.resize(images, (self.size, self.size), method="bilinear")
+
+    def features_and_probs(self, images):
+        images = _check_images(images)
+        # With include_top=False there is no ImageNet classifier head: no probabilities.
+        return self._batched(lambda b: (np.asarray(self.model(self.preprocess(b), training=False), np.float32), None),
+                             images)

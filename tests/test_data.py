@@ -1,0 +1,137 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganlib.data import (CorruptDatasetError, DatasetNotFoundError, ImageData, load_dataset, read_idx,
+                         training_dataset)
+
+
+def write_idx(path, array, compress=True):
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+def fake_images(n, size=28, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size), dtype=np.uint8)
+
+
+def test_idx_round_trip_and_truncation(tmp_path):
+    x = fake_images(5)
+    write_idx(tmp_path / "a.gz", x)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), x)
+    raw = gzip.open(tmp_path / "a.gz").read()
+    (tmp_path / "b").write_bytes(raw[:-10])
+    with pytest.raises(CorruptDatasetError, match="truncated"):
+        read_idx(tmp_path / "b")
+    (tmp_path / "c").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(CorruptDatasetError, match="magic"):
+        read_idx(tmp_path / "c")
+
+
+def test_fashion_mnist_from_idx_files_in_data_dir(tmp_path):
+    x, y = fake_images(12), np.arange(12) % 10
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", x)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", y)
+    data = load_dataset("fashion_mnist", "train", data_dir=str(tmp_path))
+    assert data.images.shape == (12, 28, 28, 1) and data.images.dtype == np.uint8
+    np.testing.assert_array_equal(data.images[..., 0], x)
+    assert data.class_names[9] == "Ankle boot"
+    floats = data.as_float()
+    assert floats.min() >= -1 and floats.max() <= 1
+
+
+def test_mnist_from_keras_cache_npz(tmp_path):
+    x = fake_images(6)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.arange(6), x_test=x[:2], y_test=np.arange(2))
+    data = load_dataset("mnist", "test", data_dir=str(tmp_path))
+    assert len(data) == 2 and data.num_classes == 10
+
+
+def test_emnist_is_transposed_back_and_letters_start_at_zero(tmp_path):
+    upright = np.zeros((2, 28, 28), np.uint8)
+    upright[:, 2, 5] = 255  # a pixel in row 2, column 5
+    write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte.gz", upright.transpose(0, 2, 1))
+    write_idx(tmp_path / "emnist-letters-train-labels-idx1-ubyte.gz", np.array([1, 26]))
+    data = load_dataset("emnist_letters", "train", data_dir=str(tmp_path))
+    assert data.images[0, 2, 5, 0] == 255 and data.images[0, 5, 2, 0] == 0
+    assert list(data.labels) == [0, 25]
+    assert data.class_names[data.labels[1]] == "Z"
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("emnist_balanced", data_dir=str(tmp_path))
+    assert str(tmp_path) in str(err.value) and "NIST" in str(err.value)
+    monkeypatch.setattr("ganlib.data.DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.setattr("ganlib.data.KERAS_CACHE", tmp_path / "keras")
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist") as err:
+        load_dataset("fashion_mnist")
+    assert str(tmp_path / "debian") in str(err.value)
+
+
+def _debian_fashion():
+    from ganlib.data import DEBIAN_FASHION_MNIST
+    return DEBIAN_FASHION_MNIST.exists()
+
+
+def test_real_offline_datasets():
+    subset = load_dataset("mnist_subset")
+    test = load_dataset("mnist_subset", "test")
+    assert len(subset) == 4000 and len(test) == 1000
+    assert np.bincount(test.labels).tolist() == [100] * 10
+    digits = load_dataset("digits", image_size=16)
+    assert digits.images.shape[1:] == (16, 16, 1)
+
+
+@pytest.mark.skipif(not _debian_fashion(), reason="Debian package dataset-fashion-mnist not installed")
+def test_debian_fashion_mnist():
+    data = load_dataset("fashion_mnist", "test")
+    assert data.images.shape == (10000, 28, 28, 1)
+
+
+def _save(path, mode, size, color):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (size, size), color).save(path)
+
+
+def test_image_folder_modes_classes_resize_and_bad_files(tmp_path):
+    for i in range(12):
+        _save(tmp_path / "cats" / f"{i}.png", "RGBA", 40, (255, 0, 0, 128))
+        _save(tmp_path / "dogs" / f"{i}.jpg", "RGB", 64, (0, 255, 0))
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"not an image")
+    data = load_dataset("folder", "train", data_dir=str(tmp_path), image_size=32, channels=4)
+    assert data.images.shape[1:] == (32, 32, 4)
+    assert data.class_names == ["cats", "dogs"]
+    assert len(data.skipped) == 1 and "broken.png" in data.skipped[0]
+    assert len(data) + len(load_dataset("folder", "test", data_dir=str(tmp_path), image_size=32)) == 24
+    gray = load_dataset("folder", data_dir=str(tmp_path), image_size=32, channels=1)
+    assert gray.images.shape[-1] == 1
+    with pytest.raises(CorruptDatasetError, match="broken.png"):
+        load_dataset("folder", data_dir=str(tmp_path), image_size=32, on_bad_image="error")
+
+
+def test_folder_without_resize_rejects_odd_sizes(tmp_path):
+    for i in range(3):
+        _save(tmp_path / f"a{i}.png", "L", 16, 10)
+    _save(tmp_path / "odd.png", "L", 20, 10)
+    data = load_dataset("folder", data_dir=str(tmp_path))
+    assert data.images.shape == (3, 16, 16, 1) and "odd.png" in data.skipped[0]
+
+
+def test_training_batches_are_a_function_of_seed_and_epoch():
+    images = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+    data = ImageData(images, np.zeros(20, np.int32), ["x"], "t")
+
+    def batches(initial, seed=3):
+        ds = training_dataset(data, batch_size=4, seed=seed, initial_epoch=initial, epochs=3, steps_per_epoch=5)
+        return [tuple(np.round((x.numpy().ravel() + 1) * 127.5).astype(int)) for x, _ in ds]
+
+    full, resumed = batches(0), batches(2)
+    assert resumed == full[10:]  # epoch 3 is identical whether or not training was interrupted
+    epoch1 = sorted(v for b in full[:5] for v in b)
+    assert epoch1 == list(range(20))  # each epoch is a permutation of the data
+    assert full[:5] != full[5:10] and batches(0, seed=4) != full
