@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job: install, run the default study (3 configurations x 5 seeds on Fashion-MNIST, ~15 min on 2 cores),
+# gather it, compute the statistics and build the HTML report. Re-running resumes/skips finished runs.
+# Usage: scripts/main.sh [study.yaml]   (default analysis/studies/quick.yaml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+study_file=${1:-analysis/studies/quick.yaml}
+study_name=$(.venv/bin/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$study_file")
+export PYTHONUNBUFFERED=1
+# A failed run is recorded and reported; the report is still built (the runner exits 1 in that case).
+set +e
+.venv/bin/python -m analysis.sweep "$study_file" --out studies
+sweep_status=$?
+set -e
+.venv/bin/python -m analysis.report "studies/$study_name" --out "_preview/$study_name"
+echo
+echo "Report: file://$PWD/_preview/$study_name/index.html   (or, with Quarto: quarto render -P study_dir:studies/$study_name)"
+exit "$sweep_status"
