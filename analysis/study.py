@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ganlib.config import Config, ConfigError
+from ganlib.config import SHARED_DEFAULTS, Config, ConfigError
 
 STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "seeds", "resources",
               "metrics", "primary_metric", "factors")
@@ -151,10 +151,6 @@ def load_study(path) -> Study:
         raise StudyError(f"{path}: {e}") from None
 
 
-def _config(values: dict, where: str) -> Config:
-    return _config_of(None, values, where)
-
-
 def _config_of(baseline: Optional[Config], values: dict, where: str) -> Config:
     try:  # replace: a changed shared field (lr) also resets the per-network fields (g_lr, d_lr) not given
         return baseline.replace(**values) if baseline else Config.from_dict(values)
@@ -171,6 +167,14 @@ def _overrides(values, where: str) -> dict:
     if "seed" in values:
         raise StudyError(f"{where}: 'seed' is not set per configuration; list the seeds in the study's `seeds`.")
     return dict(values)
+
+
+def _trained(config: Config) -> str:
+    """Config.hash with every shared field (lr, ...) set to its g_ value. Shared fields only supply defaults, so
+    {lr: 1e-4} and {g_lr: 1e-4, d_lr: 1e-4} train the same thing and count as duplicates."""
+    values = config.to_dict()
+    values.update({shared: values[f"g_{shared}"] for shared in set(SHARED_DEFAULTS.values())})
+    return Config.from_dict(values).hash
 
 
 def _grid_variations(grid) -> list:
@@ -220,13 +224,12 @@ def study_from_dict(data) -> Study:
     _unknown(data, STUDY_KEYS, "study")
     name = check_name(data.get("name"), "study name")
     for key in ("description", "question"):
-        if not isinstance(data.get(key, ""), str):
+        if not isinstance(data.get(key) or "", str):
             raise StudyError(f"{key}: expected text, got {data[key]!r}.")
     if not data.get("baseline"):
         raise StudyError("baseline: missing. Every study needs a baseline configuration (a mapping of "
                          "ganlib.Config fields) that its variations change.")
-    base_values = _overrides(data["baseline"], "baseline")
-    baseline = _config(base_values, "baseline")
+    baseline = _config_of(None, _overrides(data["baseline"], "baseline"), "baseline")
 
     # (name, overrides) of every variation: the baseline, then the explicit list, then the grid(s).
     entries = []
@@ -244,19 +247,19 @@ def study_from_dict(data) -> Study:
         entries += [(n, o, False) for n, o in _grid_variations(data["grid"])]
 
     variations = [Variation("baseline", {}, baseline)]
-    by_hash = {baseline.hash: "baseline"}
-    for name, overrides, explicit_entry in entries:
-        check_name(name)
-        config = _config_of(baseline, overrides, f"variation {name!r}")
-        if name in {v.name for v in variations}:
-            raise StudyError(f"Duplicate variation name {name!r}.")
-        if config.hash in by_hash:
-            if not explicit_entry and by_hash[config.hash] == "baseline":
+    seen = {_trained(baseline): "baseline"}
+    for vname, overrides, explicit_entry in entries:
+        check_name(vname)
+        config = _config_of(baseline, overrides, f"variation {vname!r}")
+        if vname in {v.name for v in variations}:
+            raise StudyError(f"Duplicate variation name {vname!r}.")
+        key = _trained(config)
+        if key in seen:
+            if not explicit_entry and seen[key] == "baseline":
                 continue  # a grid point equal to the baseline is the baseline, trained once
-            raise StudyError(f"Duplicate variation: {name!r} trains the same configuration as "
-                             f"{by_hash[config.hash]!r} (config hash {config.hash}).")
-        by_hash[config.hash] = name
-        variations.append(Variation(name, overrides, config))
+            raise StudyError(f"Duplicate variation: {vname!r} trains the same configuration as {seen[key]!r}.")
+        seen[key] = vname
+        variations.append(Variation(vname, overrides, config))
 
     metrics = data.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
@@ -271,8 +274,8 @@ def study_from_dict(data) -> Study:
     if not isinstance(factors, list):
         raise StudyError(f"factors: expected a list of ganlib.Config fields, got {factors!r}.")
     _unknown(factors, CONFIG_FIELDS, "factors")
-    return Study(name=name, description=data.get("description", ""), question=data.get("question", ""),
-                 baseline=baseline, variations=variations, seeds=_seeds(data.get("seeds")),
+    return Study(name=name, description=(data.get("description") or "").strip(),
+                 question=(data.get("question") or "").strip(), baseline=baseline, variations=variations, seeds=_seeds(data.get("seeds")),
                  resources=_resources(data.get("resources")), metrics=metrics, primary_metric=primary,
                  factors=factors)
 

@@ -1,0 +1,269 @@
+"""Run a study: every (variation, seed) through the training notebook, in parallel on a Dask cluster, resumably.
+
+    python -m analysis.sweep analysis/studies/quick.yaml [--out studies/] [--scheduler tcp://host:port]
+        [--workers N] [--threads-per-run T] [--only VARIATION ...] [--dry-run]
+
+Everything is validated before the first run starts. Each run is one papermill execution of `notebooks/train.py`
+into `<out>/<study>/runs/<variation>/seed<k>/` (the executed notebook stays there as `train.ipynb`). Running the
+same command again skips completed and diverged runs, resumes interrupted ones from their last checkpoint and
+retries failed ones; a lock file per run keeps two runners on one study from training the same run at once.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from analysis.study import Study, StudyError, default_workers, load_study
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.py"
+FINISHED = ("completed", "diverged")  # ganlib.run.train returns these as they are: never retrained
+# Read by TensorFlow, OpenMP, MKL and OpenBLAS when the kernel starts; `threads` alone cannot reach numpy's pools.
+THREAD_ENV = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MKL_NUM_THREADS",
+              "OPENBLAS_NUM_THREADS")
+
+
+def read_status(run_dir) -> Optional[str]:
+    """The status in a run's summary.json; None when there is none (or it cannot be read)."""
+    from ganlib.rundir import RunDirectory
+
+    try:
+        return RunDirectory(run_dir).read_summary().get("status")
+    except Exception:
+        return None
+
+
+def _kernel_manager_class(env: dict, log):
+    """A kernel manager that starts the kernel with `env` and its own output (TensorFlow's C++ logging, crash
+    messages) going to `log` instead of the worker's terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            return await super().start_kernel(**{"env": env, "stdout": log, "stderr": log, **kw})
+
+    return KernelManager
+
+
+def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, notebook: Optional[str] = None) -> dict:
+    """Train one run through papermill. Executed on a Dask worker; never raises, returns what happened."""
+    from filelock import FileLock, Timeout
+
+    from ganlib.rundir import RunDirectory, now
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = {"run_dir": str(run_dir), "status": None, "error": None, "seconds": 0.0, "trained": False}
+    # Non-blocking claim: a run another runner is training is left to it. The OS drops the lock when the
+    # holder dies, so a killed runner never leaves a run claimed.
+    lock = FileLock(str(run_dir / ".claim.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return {**result, "status": "busy", "error": "claimed by another runner"}
+    try:
+        status = read_status(run_dir)
+        if status in FINISHED:  # finished since it was planned (e.g. by another runner)
+            return {**result, "status": status}
+        import papermill
+
+        env = {**os.environ, **{k: str(threads) for k in THREAD_ENV}}  # limit every thread pool of the kernel
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        error = details = None
+        with open(log_file, "ab") as log, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The specified file", UserWarning)  # papermill about `.py` input
+            try:
+                papermill.execute_notebook(
+                    str(notebook or NOTEBOOK), str(run_dir / "train.ipynb"), progress_bar=False,
+                    parameters={**parameters, "run_dir": str(run_dir), "threads": threads},
+                    kernel_manager_class=_kernel_manager_class(env, log))
+            except Exception as e:  # PapermillExecutionError (a cell raised), a dead kernel, ...
+                ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
+                error = f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
+                details = traceback.format_exc()
+        run = RunDirectory(run_dir)
+        summary = run.read_summary()
+        if error and summary.get("status") not in ("failed", *FINISHED):
+            # It failed before ganlib.run.train could record it (e.g. in the data preview cell, or the kernel
+            # died): record it, so the run directory says so and the study reports it.
+            summary = run.update_summary(status="failed", error=error, finished_at=now(),
+                                         traceback=details)
+        return {**result, "status": summary.get("status") or "failed", "error": summary.get("error") or error,
+                "seconds": round(time.perf_counter() - started, 1), "trained": True,
+                "attempts": summary.get("attempts")}
+    finally:
+        lock.release()
+
+
+def plan(study: Study, study_dir: Path, only=None) -> list:
+    """[(Run, run_dir, status)] in execution order; refuses run directories that hold another configuration."""
+    from ganlib.rundir import RunDirectory
+
+    runs, conflicts = [], []
+    for run in study.runs(only):
+        run_dir = run.run_dir(study_dir)
+        try:
+            existing = RunDirectory(run_dir).read_config() if (run_dir / "config.json").exists() else None
+        except Exception:
+            existing = None  # unreadable: training will report it
+        if existing is not None and existing.hash != run.config.hash:
+            conflicts.append(f"{run.run_id} (has {existing.hash}, study wants {run.config.hash})")
+        runs.append((run, run_dir, read_status(run_dir)))
+    if conflicts:
+        raise StudyError(f"These run directories already hold a different configuration than the study now "
+                         f"defines: {'; '.join(conflicts)}. Rename the changed variation, or delete the runs.")
+    # Seed-major order: a study stopped early still has every variation with the same number of seeds.
+    variations = [v.name for v in study.variations]
+    return sorted(runs, key=lambda r: (study.seeds.index(r[0].seed), variations.index(r[0].variation)))
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: Optional[str], workers: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # One single-threaded worker process per parallel run; loopback only, no dashboard port to collide on.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _error(run_dir) -> Optional[str]:
+    from ganlib.rundir import RunDirectory
+
+    try:
+        return RunDirectory(run_dir).read_summary().get("error")
+    except Exception:
+        return None
+
+
+def _counts(statuses) -> dict:
+    counts = {}
+    for s in statuses:
+        counts[s or "not started"] = counts.get(s or "not started", 0) + 1
+    return counts
+
+
+def run_study(study: Study, out, scheduler=None, workers=None, threads=None, only=None, dry_run=False) -> int:
+    """Run (the rest of) a study; returns the exit code: 0, or 1 if a run failed."""
+    from ganlib.rundir import atomic_write, now, write_json
+
+    threads = threads or study.resources.get("threads_per_run", 1)
+    workers = workers or study.resources.get("workers") or default_workers(threads)
+    study_dir = Path(out).expanduser().resolve() / study.name
+    runs = plan(study, study_dir, only)
+    todo = [(run, d) for run, d, status in runs if status not in FINISHED]
+    print(f"study {study.name!r}: {len(study.variations)} variations x {len(study.seeds)} seeds; "
+          f"{len(runs)} runs planned, {len(runs) - len(todo)} already finished, {len(todo)} to run")
+    if study.question:
+        print(f"question: {study.question}")
+    print(f"output: {study_dir}; " + (f"scheduler {scheduler}" if scheduler else f"{workers} local workers")
+          + f" x {threads} threads per run")
+    if dry_run:
+        for v in study.variations:
+            print(f"  {v.name:40s} hash {v.config.hash}  {v.overrides or '(baseline)'}")
+        for run, d, status in runs:
+            print(f"  {run.run_id:40s} {status or 'not started'}")
+        return 0
+
+    started, t0 = now(), time.perf_counter()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(study_dir / "study.yaml", study.to_yaml())
+    results = {}
+    if todo:
+        from distributed import as_completed
+        from tqdm import tqdm
+
+        with dask_client(scheduler, workers) as client:
+            futures = {client.submit(execute_run, str(d), run.config.to_dict(), threads,
+                                     str(study_dir / "logs" / run.variation / f"seed{run.seed}.log"), pure=False): run
+                       for run, d in todo}
+            with tqdm(total=len(futures), desc=study.name, unit="run", file=sys.stderr) as bar:
+                for future in as_completed(futures):
+                    run = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as e:  # the worker itself died (KilledWorker), ...
+                        result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": 0.0}
+                    results[run.run_id] = result
+                    tqdm.write(f"{run.run_id}: {result['status']}"
+                               + (f" in {result['seconds']:.0f}s" if result.get("trained") else " (not trained)")
+                               + (f" - {result['error']}" if result.get("error") else ""), file=sys.stderr)
+                    bar.update()
+
+    final = {run.run_id: read_status(d) for run, d, _ in runs}
+    for run_id, result in results.items():  # e.g. a worker lost: no summary.json may say so
+        if result["status"] == "failed":
+            final[run_id] = "failed"
+    summary = {
+        "study": study.name, "question": study.question, "study_dir": str(study_dir),
+        "started_at": started, "finished_at": now(), "wall_seconds": round(time.perf_counter() - t0, 1),
+        "scheduler": scheduler or "local", "workers": None if scheduler else workers, "threads_per_run": threads,
+        "only": only, "runs_planned": len(runs), "runs_trained": sum(bool(r.get("trained")) for r in results.values()),
+        "counts": _counts(final.values()),
+        "failed": {k: (results.get(k) or {}).get("error") or _error(study_dir / "runs" / k)
+                   for k, s in final.items() if s == "failed"},
+        "busy": sorted(k for k, r in results.items() if r["status"] == "busy"),
+        "runs": {k: {"status": s, **{f: results.get(k, {}).get(f) for f in ("error", "seconds", "trained")}}
+                 for k, s in final.items()},
+    }
+    write_json(study_dir / "study_summary.json", summary)
+    try:
+        from analysis.gather import gather
+
+        gather(study_dir)
+    except Exception as e:  # the runs are safe on disk; the tables can be rebuilt with `python -m analysis.gather`
+        print(f"warning: gathering the tables failed: {type(e).__name__}: {e}", file=sys.stderr)
+    print(f"study {study.name!r} done in {summary['wall_seconds']:.0f}s: "
+          + ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items()))
+          + (f"; {len(summary['busy'])} in progress in another runner" if summary["busy"] else ""))
+    for run_id, error in summary["failed"].items():
+        print(f"  FAILED {run_id}: {error}")
+    print(f"summary: {study_dir / 'study_summary.json'}; tables: {study_dir / 'tables'}")
+    return 1 if summary["failed"] else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", help="study file (YAML), e.g. analysis/studies/quick.yaml")
+    parser.add_argument("--out", default="studies", help="output folder; the study goes to OUT/<name>/")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port); "
+                        "default: a local cluster")
+    parser.add_argument("--workers", type=int, help="parallel runs of the local cluster "
+                        "(default: study resources.workers, else CPU cores // threads per run)")
+    parser.add_argument("--threads-per-run", type=int, dest="threads",
+                        help="CPU threads of each run (default: study resources.threads_per_run, else 1)")
+    parser.add_argument("--only", action="append", metavar="VARIATION",
+                        help="run only this variation (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="validate and show the plan; train nothing")
+    args = parser.parse_args(argv)
+    for name in ("workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('threads', 'threads-per-run')} must be >= 1")
+    try:
+        study = load_study(args.study)
+        return run_study(study, args.out, args.scheduler, args.workers, args.threads, args.only, args.dry_run)
+    except StudyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    # Import ourselves by module name so Dask pickles `analysis.sweep.execute_run`, not `__main__.execute_run`,
+    # which workers could not import.
+    from analysis import sweep
+
+    sys.exit(sweep.main())

@@ -1,0 +1,148 @@
+"""The study runner: planning, claims, and (slow) real runs through papermill on a local Dask cluster."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from filelock import FileLock
+
+from analysis import sweep
+from analysis.study import StudyError, load_study
+from ganlib.rundir import RunDirectory
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(dataset="mnist_subset", subset=64, batch_size=16, filters=8, latent_dim=16, embedding_dim=4,
+            epochs=2, steps_per_epoch=2, metric_samples=0, grid_size=4)
+
+
+def write_study(tmp_path, variations=({"name": "small_lr", "lr": 1.0e-4},), seeds=2, **baseline) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(dict(name="tiny", question="does lr matter?", baseline={**TINY, **baseline},
+                                        variations=list(variations), seeds=seeds,
+                                        resources={"workers": 2, "threads_per_run": 1})))
+    return path
+
+
+def summary(study_dir, run_id) -> dict:
+    return RunDirectory(study_dir / "runs" / run_id).read_summary()
+
+
+# ---------------------------------------------------------------------------------------------- fast
+def test_dry_run_trains_nothing(tmp_path, capsys):
+    assert sweep.main([str(write_study(tmp_path)), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs planned" in out and "small_lr/seed1" in out and not (tmp_path / "out").exists()
+
+
+def test_errors_before_training(tmp_path, capsys):
+    path = write_study(tmp_path)
+    assert sweep.main([str(path), "--out", str(tmp_path / "out"), "--only", "smal_lr"]) == 2
+    assert "did you mean 'small_lr'" in capsys.readouterr().err
+    bad = write_study(tmp_path, variations=[{"name": "x", "d_lr": -1}])
+    assert sweep.main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "variation 'x'" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_plan_refuses_a_run_directory_of_another_configuration(tmp_path):
+    study = load_study(write_study(tmp_path))
+    run = study.runs()[0]
+    RunDirectory(run.run_dir(tmp_path / "tiny")).write_config(run.config.replace(filters=4))
+    with pytest.raises(StudyError, match="already hold a different configuration"):
+        sweep.plan(study, tmp_path / "tiny")
+
+
+def test_a_claimed_run_is_left_to_its_runner(tmp_path):
+    run_dir = tmp_path / "runs" / "baseline" / "seed0"
+    run_dir.mkdir(parents=True)
+    with FileLock(str(run_dir / ".claim.lock")):  # another runner is training it
+        result = sweep.execute_run(str(run_dir), TINY, 1, str(tmp_path / "log"))
+    assert result["status"] == "busy" and not result["trained"] and not (run_dir / "train.ipynb").exists()
+
+
+# ---------------------------------------------------------------------------------------------- slow
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sweep.main([str(write_study(tmp_path)), "--out", str(out)]) == 0
+    study_dir = out / "tiny"
+    for run_id in ("baseline/seed0", "baseline/seed1", "small_lr/seed0", "small_lr/seed1"):
+        assert (study_dir / "runs" / run_id / "train.ipynb").exists()
+        s = summary(study_dir, run_id)
+        assert s["status"] == "completed" and s["attempts"] == 1
+    config = json.loads((study_dir / "runs" / "small_lr" / "seed1" / "config.json").read_text())
+    assert (config["seed"], config["d_lr"], config["threads"]) == (1, 1e-4, 1)
+    study_summary = json.loads((study_dir / "study_summary.json").read_text())
+    assert study_summary["counts"] == {"completed": 4} and study_summary["runs_trained"] == 4
+    assert load_study(study_dir / "study.yaml").variation("small_lr").config.lr == 1e-4
+    import pandas as pd
+
+    runs = pd.read_parquet(study_dir / "tables" / "runs.parquet")
+    assert len(runs) == 4 and set(runs["status"]) == {"completed"} and set(runs["epochs_completed"]) == {2}
+    assert len(pd.read_parquet(study_dir / "tables" / "epochs.parquet")) == 8
+    capsys.readouterr()
+    # Again: everything is finished, nothing is trained (and no cluster is started).
+    assert sweep.main([str(study_dir / "study.yaml"), "--out", str(out)]) == 0
+    assert "4 already finished, 0 to run" in capsys.readouterr().out
+    assert summary(study_dir, "baseline/seed0")["attempts"] == 1
+
+
+@pytest.mark.slow
+def test_failing_run_is_recorded_and_the_study_goes_on(tmp_path, capsys):
+    path = write_study(tmp_path, variations=[{"name": "broken", "dataset": "folder", "data_dir": "/nonexistent"}],
+                       seeds=1)
+    assert sweep.main([str(path), "--out", str(tmp_path / "out")]) == 1
+    study_dir = tmp_path / "out" / "tiny"
+    assert summary(study_dir, "baseline/seed0")["status"] == "completed"
+    failed = summary(study_dir, "broken/seed0")
+    assert failed["status"] == "failed" and "/nonexistent" in failed["error"]
+    assert (study_dir / "runs" / "broken" / "seed0" / "train.ipynb").exists()  # the notebook shows the error
+    study_summary = json.loads((study_dir / "study_summary.json").read_text())
+    assert study_summary["counts"] == {"completed": 1, "failed": 1}
+    assert "/nonexistent" in study_summary["failed"]["broken/seed0"]
+    assert "FAILED broken/seed0" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_killed_runner_resumes_without_retraining(tmp_path):
+    path = write_study(tmp_path, epochs=4)
+    out = tmp_path / "out"
+    study_dir = out / "tiny"
+    runner = subprocess.Popen([sys.executable, "-m", "analysis.sweep", str(path), "--out", str(out)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    descendants = []
+    try:
+        deadline = time.time() + 180
+        while not any(s.read_text().count('"completed"') for s in study_dir.glob("runs/*/*/summary.json")):
+            assert runner.poll() is None and time.time() < deadline, "no run completed"
+            descendants = psutil.Process(runner.pid).children(recursive=True) or descendants
+            time.sleep(0.2)
+        descendants = psutil.Process(runner.pid).children(recursive=True) or descendants
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        # Workers and kernels notice their parent is gone and exit (so no run stays claimed by an orphan).
+        _, alive = psutil.wait_procs(descendants, timeout=30)
+        assert not alive, f"left running: {alive}"
+    finally:
+        for p in descendants:
+            if p.is_running():
+                p.kill()
+    finished = {}
+    for s in study_dir.glob("runs/*/*/summary.json"):
+        data = json.loads(s.read_text())
+        if data["status"] == "completed":
+            finished[s.parent] = (data["attempts"], data["finished_at"])
+    assert 1 <= len(finished) < 4
+    assert sweep.main([str(path), "--out", str(out)]) == 0
+    for run_dir in study_dir.glob("runs/*/*"):
+        data = RunDirectory(run_dir).read_summary()
+        assert data["status"] == "completed" and data["epochs_completed"] == 4
+        if run_dir in finished:
+            assert (data["attempts"], data["finished_at"]) == finished[run_dir]  # not trained again
+    study_summary = json.loads((study_dir / "study_summary.json").read_text())
+    assert study_summary["runs_trained"] == 4 - len(finished) and study_summary["counts"] == {"completed": 4}
