@@ -57,10 +57,9 @@ class GAN:
 
         self.generator, self.discriminator = load_models_from(self.run_dir)
         if self.run.model_file("generator_ema").exists():
-            import keras
+            from .rundir import load_keras_model
 
-            self.generator = keras.models.load_model(self.run.model_file("generator_ema"), safe_mode=True,
-                                                     compile=False)
+            self.generator = load_keras_model(self.run.model_file("generator_ema"))
 
     def _require_models(self):
         if self.generator is None:

@@ -40,7 +40,7 @@ class RunLogger(keras.callbacks.Callback):
         for key in BATCH_KEYS:
             values = [r[key] for r in self.rows if key in r]
             row[key] = float(np.mean(values)) if values else float("nan")
-        row.update({k: v for k, v in (logs or {}).items() if k.startswith("eval_")})
+        row.update({k: v for k, v in (logs or {}).items() if k.startswith("eval_") or k == "sample_std"})
         row.update(seconds=seconds, images_per_second=len(self.rows) * self.batch_size / max(seconds, 1e-9),
                    steps=len(self.rows))
         self.run.append_rows(self.run.batches_file, self.rows)
@@ -103,13 +103,23 @@ class Divergence(keras.callbacks.Callback):
             return
         images = generate(self.model.sampling_generator, self.noise[:64], self.labels[:64])
         spread = float(np.mean(np.std(images, axis=0)))
-        self.max_spread = max(self.max_spread, spread)
-        collapsed = spread < self.min_std and self.max_spread >= 5 * self.min_std
-        self.collapsed_epochs = self.collapsed_epochs + 1 if collapsed else 0
-        if self.collapsed_epochs >= self.patience:
+        if logs is not None:
+            logs["sample_std"] = spread  # logged (epochs.csv), so that a resumed run can `restore` the judgement
+        if self._judge(spread):
             self.reason = (f"generator collapsed: samples nearly identical (pixel std {spread:.4f} < {self.min_std}) "
                            f"for {self.patience} epochs, at epoch {epoch + 1}")
             self.model.stop_training = True
+
+    def _judge(self, spread: float) -> bool:
+        self.max_spread = max(self.max_spread, spread)
+        collapsed = spread < self.min_std and self.max_spread >= 5 * self.min_std
+        self.collapsed_epochs = self.collapsed_epochs + 1 if collapsed else 0
+        return self.collapsed_epochs >= self.patience
+
+    def restore(self, epochs) -> None:
+        """Replay the sample spreads logged before a resume: collapse spans epochs and must survive a kill."""
+        for spread in epochs["sample_std"].dropna() if "sample_std" in epochs else ():
+            self._judge(float(spread))
 
 
 class Checkpoint(keras.callbacks.Callback):

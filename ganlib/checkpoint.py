@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from .rundir import atomic_path
+from .rundir import RunDirectoryError, atomic_path, load_arrays
 
 
 def _state_variables(trainer) -> dict:
@@ -34,18 +34,22 @@ def save(trainer, path: Path, epoch: int) -> None:
 
 
 def load(trainer, path: Path) -> Optional[int]:
-    """Restore the state saved at `path` into a compiled trainer; returns the epoch it was saved at."""
+    """Restore the state saved at `path` into a compiled trainer; returns the epoch it was saved at.
+
+    The file is read without unpickling (see `ganlib.rundir.load_arrays`) and checked whole before any variable
+    is assigned, so a refused checkpoint leaves the trainer untouched."""
     path = Path(path)
     if not path.exists():
         return None
     variables = _state_variables(trainer)
-    with np.load(path, allow_pickle=False) as saved:
-        missing = sorted(set(variables) - set(saved.files))
-        if missing:
-            raise ValueError(f"Checkpoint {path} does not match this configuration's models "
-                             f"(missing {missing[:3]}...). Use a new run directory for a changed configuration.")
-        for key, v in variables.items():
-            if tuple(saved[key].shape) != tuple(v.shape):
-                raise ValueError(f"Checkpoint {path}: {key} has shape {saved[key].shape}, model expects {v.shape}.")
-            v.assign(saved[key])
-        return int(saved["epoch"])
+    saved = load_arrays(path)
+    missing = sorted((set(variables) | {"epoch"}) - set(saved))
+    if missing:
+        raise RunDirectoryError(f"Checkpoint {path} does not match this configuration's models (missing "
+                                f"{missing[:3]}...). Use a new run directory for a changed configuration.")
+    for key, v in variables.items():
+        if tuple(saved[key].shape) != tuple(v.shape):
+            raise RunDirectoryError(f"Checkpoint {path}: {key} has shape {saved[key].shape}, model expects {v.shape}.")
+    for key, v in variables.items():
+        v.assign(saved[key])
+    return int(saved["epoch"])

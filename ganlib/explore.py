@@ -22,14 +22,14 @@ from .rundir import RunDirectory, RunDirectoryError
 def load_generator(run_dir, model: str = "generator") -> Tuple[object, Optional[list]]:
     """(generator, class names) of a completed run: `models/<model>.keras` loaded with Keras safe_mode (no code
     from the file runs) and the dataset's class names from summary.json. `model="generator_ema"` for EMA runs."""
-    import keras
+    from .rundir import load_keras_model
 
     run = RunDirectory(run_dir)
     path = run.model_file(model)
     if not path.exists():
         raise RunDirectoryError(f"{path} does not exist: final models are written when a run completes "
                                 f"(status of {run.path}: {run.status or 'no summary.json'}).")
-    generator = keras.models.load_model(path, safe_mode=True, compile=False)
+    generator = load_keras_model(path)
     return generator, run.read_summary().get("dataset", {}).get("classes")
 
 

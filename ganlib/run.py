@@ -14,7 +14,7 @@ import numpy as np
 
 from . import __version__
 from .config import Config, ConfigError
-from .rundir import RunDirectory, RunDirectoryError, now
+from .rundir import RunDirectory, RunDirectoryError, atomic_path, load_arrays, load_keras_model, now
 
 
 def configure_threads(threads: int) -> None:
@@ -40,33 +40,37 @@ def benchmark_noise(config: Config, num_classes: int):
 
 def _load_or_make_noise(run: RunDirectory, config: Config, num_classes: int):
     if run.noise_file.exists():
-        with np.load(run.noise_file, allow_pickle=False) as f:
-            return f["z"], f["labels"]
+        saved = load_arrays(run.noise_file)
+        z, labels = saved.get("z"), saved.get("labels")
+        if (z is None or labels is None or z.ndim != 2 or z.shape[1] != config.latent_dim or labels.shape != z.shape[:1]
+                or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= num_classes):
+            raise RunDirectoryError(f"{run.noise_file} does not hold benchmark noise for this configuration "
+                                    f"(z of shape (n, {config.latent_dim}), labels < {num_classes}); delete it.")
+        return z.astype(np.float32), labels.astype(np.int32)
     z, labels = benchmark_noise(config, num_classes)
-    from .rundir import atomic_path
-
     with atomic_path(run.noise_file) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, z=z, labels=labels)
     return z, labels
 
 
-def load_models_from(run_dir, safe_mode: bool = True):
-    """(generator, discriminator) saved at the end of another run, for transfer learning or sampling."""
-    import keras
+def load_models_from(run_dir):
+    """(generator, discriminator) saved at the end of another run, for transfer learning or sampling.
 
+    Always in Keras safe mode (see `ganlib.rundir.load_keras_model`): loading a model never runs code from it."""
     run = RunDirectory(run_dir)
     paths = [run.model_file("generator"), run.model_file("discriminator")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunDirectoryError(f"{run.path} has no final models ({', '.join(missing)}); only completed runs "
                                 "can be used with init_from.")
-    # safe_mode refuses to deserialize Python lambdas: loading a model never runs code from the file.
-    return tuple(keras.models.load_model(p, safe_mode=safe_mode, compile=False) for p in paths)
+    return tuple(load_keras_model(p) for p in paths)
 
 
 def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
-    """Refuse a directory that holds a different configuration; return its summary if it is finished."""
+    """Refuse a directory that holds a different configuration; return its summary if it is finished.
+
+    Only reads: a refused directory is left exactly as it was."""
     if run.config_file.exists():
         existing = run.read_config()
         if existing.hash != config.hash:
@@ -94,31 +98,32 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
     finished = check_run_directory(run, config)
     if finished is not None:
         return finished
-    configure_threads(config.threads)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config)
-    previous = run.read_summary()
-    run.update_summary(status="running", config_hash=config.hash, ganlib_version=__version__,
-                       started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
-                       error=None)
-    try:
-        return _train(config, run, verbose, evaluate, list(callbacks))
-    except Exception as e:
-        run.update_summary(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
-                           finished_at=now())
-        raise
+    with run.lock():  # one training process per run directory
+        finished = check_run_directory(run, config)  # it may have been finished while we checked
+        if finished is not None:
+            return finished
+        run.remove_temp_files()  # left by writes that a kill interrupted
+        configure_threads(config.threads)
+        run.write_config(config)
+        previous = run.read_summary()
+        run.update_summary(status="running", config_hash=config.hash, ganlib_version=__version__,
+                           started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
+                           error=None)
+        try:
+            return _train(config, run, verbose, evaluate, list(callbacks))
+        except Exception as e:
+            try:
+                run.update_summary(status="failed", error=f"{type(e).__name__}: {e}",
+                                   traceback=traceback.format_exc(), finished_at=now())
+            except OSError:  # e.g. the disk is full: "running" resumes just the same; the first error matters
+                pass
+            raise
 
 
 def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks) -> dict:
-    import keras
-
-    from . import callbacks as cb
-    from . import checkpoint
     from .data import load_for_config
-    from .models import build_models
-    from .trainer import GANTrainer, make_optimizer
 
-    keras.utils.set_random_seed(config.seed)
+    # The data is read and checked first: a missing or damaged dataset costs no model building.
     data = load_for_config(config, "train")
     config.check_dataset_size(len(data))
     if config.conditional and data.num_classes < 2:
@@ -126,6 +131,14 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
                           f"({data.name} at {data.source} has one)")
     steps_per_epoch = config.steps_per_epoch or len(data) // config.effective_batch
 
+    import keras
+
+    from . import callbacks as cb
+    from . import checkpoint
+    from .models import build_models
+    from .trainer import GANTrainer, make_optimizer
+
+    keras.utils.set_random_seed(config.seed)
     if config.init_from:
         generator, discriminator = load_models_from(config.init_from)
         expected = (None,) + tuple(data.image_shape)
@@ -147,6 +160,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
 
         evaluate = default_evaluator(config, data.num_classes)
     divergence = cb.Divergence(noise, labels, config.divergence_patience)
+    divergence.restore(run.read_epochs())  # a resumed run judges collapse as the uninterrupted one would
     callbacks = [
         cb.Evaluation(evaluate, config.metric_interval) if evaluate else None,
         divergence,
@@ -184,8 +198,6 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     if trainer.ema_generator is not None:
         models["generator_ema"] = trainer.ema_generator
     for name, model in models.items():
-        from .rundir import atomic_path
-
         with atomic_path(run.model_file(name), suffix=".keras") as tmp:
             model.save(tmp)
     final = {}

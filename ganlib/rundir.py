@@ -3,15 +3,18 @@
 
 Every file is written atomically (temporary file + `os.replace`) or appended in whole-epoch blocks that a resume
 truncates back to the last checkpoint, so a run killed at any moment leaves a directory that can be read and resumed.
+What fault was tried and what held is in `docs/reliability.md`.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -22,14 +25,27 @@ FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "failed", "diverged")
 EPOCH_FILE = "metrics/epochs.csv"
 BATCH_FILE = "metrics/batches.csv"
+TEMP_MARK = ".tmp-"  # temporary files are ".<stem>.tmp-<random><suffix>": hidden, and never a reader's pattern
+LOCK_FILE = ".train.lock"
 
 
 class RunDirectoryError(RuntimeError):
     pass
 
 
+class DiskFullError(OSError):
+    """A write failed for lack of space; the file being written still holds its previous version."""
+
+
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _raise_if_disk_full(e: OSError, path) -> None:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(e, DiskFullError):
+        raise DiskFullError(e.errno, f"Disk full (no space left on device, or quota exceeded) while writing {path}; "
+                            f"its previous version is intact. Free space on the disk holding {Path(path).parent} "
+                            "and run again to resume") from e
 
 
 @contextlib.contextmanager
@@ -37,13 +53,16 @@ def atomic_path(path: Path, suffix: str = ""):
     """Yield a temporary path beside `path`; on success it replaces `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _raise_if_disk_full(e, path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -68,10 +87,51 @@ def _json_default(o):
 
 def read_json(path: Path, default=None):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return json.loads(f.read())
     except FileNotFoundError:
         return default
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: ganlib writes whole files, so it was damaged
+        raise RunDirectoryError(f"{path} is not valid JSON ({e}): the file is damaged or was not written by "
+                                "ganlib. Restore or delete it.") from None
+
+
+def load_arrays(path) -> dict:
+    """Every array of an `.npz` file. Pickled Python objects are refused: unpickling a file can run code."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e) or "Object arrays" in str(e):
+            raise RunDirectoryError(f"{path} holds pickled Python objects; ganlib never unpickles a file (that could "
+                                    "run code from it). Delete the file if you did not put it there.") from None
+        raise RunDirectoryError(f"{path} is not a valid .npz file ({e}).") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise RunDirectoryError(f"{path} is damaged ({type(e).__name__}: {e}). ganlib replaces its files "
+                                "atomically, so it was changed from outside; delete it.") from None
+
+
+def load_keras_model(path):
+    """A `.keras` file loaded without running code from it.
+
+    `safe_mode=True` alone is overridden by a process-wide `keras.config.enable_unsafe_deserialization()` (which a
+    notebook may have called for some other model), so the safe-mode scope is forced around the load too.
+    """
+    import keras
+
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover - a Keras without the scope: safe_mode is then the only guard
+        scope = contextlib.nullcontext()
+    else:
+        scope = SafeModeScope(True)
+    with scope:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
 class RunDirectory:
@@ -104,19 +164,26 @@ class RunDirectory:
 
     # config and summary
     def read_config(self):
-        from .config import Config
+        from .config import Config, ConfigError
 
         values = read_json(self.config_file)
         if values is None:
             raise RunDirectoryError(f"{self.path} has no config.json: not a ganlib run directory.")
-        return Config.from_dict(values)
+        if not isinstance(values, dict):
+            raise RunDirectoryError(f"{self.config_file} holds a {type(values).__name__}, not a configuration.")
+        try:
+            return Config.from_dict(values)
+        except (ConfigError, TypeError) as e:
+            raise RunDirectoryError(f"{self.config_file} does not hold a valid configuration: {e}") from e
 
     def write_config(self, config) -> None:
         write_json(self.config_file, config.to_dict())
 
     def read_summary(self) -> dict:
         summary = read_json(self.summary_file, {})
-        version = summary.get("format_version", FORMAT_VERSION)
+        version = summary.get("format_version", FORMAT_VERSION) if isinstance(summary, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise RunDirectoryError(f"{self.summary_file} is not a ganlib run summary (format_version {version!r}).")
         if version > FORMAT_VERSION:
             raise RunDirectoryError(f"{self.path} was written by a newer ganlib (run format {version}; this "
                                     f"ganlib reads up to {FORMAT_VERSION}). Upgrade ganlib to read it.")
@@ -132,15 +199,44 @@ class RunDirectory:
     def status(self) -> Optional[str]:
         return self.read_summary().get("status")
 
+    # one writer at a time
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run's training lock; another process holding it is an error, not a wait. The OS releases
+        it when the holder dies, so a killed run never stays locked."""
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunDirectoryError(f"{self.path} is being trained by another process (it holds "
+                                    f"{self.path / LOCK_FILE}); wait for it to finish.") from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    def temp_files(self):
+        """Temporary files left by writes a kill interrupted (never read: each has a finished counterpart)."""
+        return sorted(p for p in self.path.rglob(f".*{TEMP_MARK}*") if p.is_file())
+
+    def remove_temp_files(self) -> None:
+        for p in self.temp_files():
+            p.unlink(missing_ok=True)
+
     # logs
     def append_rows(self, path: Path, rows: Iterable[dict]) -> None:
-        """Append rows to a CSV in one write (a header is written with the first block)."""
+        """Append rows to a CSV in one write (a header is written with the first block).
+
+        A failed write (disk full, ...) is cut back off, so the file keeps only whole blocks."""
         frame = pd.DataFrame(list(rows))
         if frame.empty:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists() or path.stat().st_size == 0
-        if not new:  # keep the existing header's column order; a new column is an error, not silent drift
+        new = not _has_header(path)
+        if not new:  # keep the existing header's column order; a new column rewrites the file with it
             header = pd.read_csv(path, nrows=0).columns.tolist()
             missing = [c for c in frame.columns if c not in header]
             if missing:
@@ -149,13 +245,25 @@ class RunDirectory:
             frame = frame.reindex(columns=header)
         buffer = io.StringIO()
         frame.to_csv(buffer, header=new, index=False, lineterminator="\n")
-        with open(path, "a") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
+        data = memoryview(buffer.getvalue().encode())
+        # Unbuffered, so that nothing of a failed block is left in a buffer to be written later; O_TRUNC: a header
+        # cut short by a kill is written anew.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if new else os.O_APPEND), 0o666)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except OSError as e:
+                os.ftruncate(fd, size)
+                _raise_if_disk_full(e, path)
+                raise
+        finally:
+            os.close(fd)
 
     def _rewrite_with_columns(self, path: Path, columns) -> None:
-        frame = pd.read_csv(path).reindex(columns=columns)
+        frame = _read_log(path).reindex(columns=columns)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, lineterminator="\n")
 
@@ -170,9 +278,12 @@ class RunDirectory:
         for path in (self.epochs_file, self.batches_file):
             if not path.exists():
                 continue
+            if not _has_header(path):  # not even a whole header: start the file afresh
+                path.unlink()
+                continue
             frame = _read_log(path)
             keep = frame[frame["epoch"] <= last_epoch]
-            if len(keep) != len(frame) or _has_partial_line(path):
+            if len(keep) != len(frame) or len(_complete_lines(path)) != path.stat().st_size:
                 with atomic_path(path) as tmp:
                     keep.to_csv(tmp, index=False, lineterminator="\n")
         for png in self.sample_files():
@@ -180,21 +291,29 @@ class RunDirectory:
                 png.unlink()
 
 
-def _has_partial_line(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return False
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) != b"\n"
+def _has_header(path: Path) -> bool:
+    """Whether the file has a whole first line (a header cut short by a kill does not count)."""
+    try:
+        with open(path, "rb") as f:
+            return b"\n" in f.read(1 << 16)
+    except FileNotFoundError:
+        return False
+
+
+def _complete_lines(path: Path) -> bytes:
+    """The file's bytes up to its last newline: a line cut short by a kill is not part of the log."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+    return data[:data.rfind(b"\n") + 1]
 
 
 def _read_log(path: Path) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
+    text = _complete_lines(path)
+    if not text:
         return pd.DataFrame({"epoch": pd.Series(dtype="int64")})
-    frame = pd.read_csv(path, on_bad_lines="skip")
-    if _has_partial_line(path) and len(frame):
-        frame = frame.iloc[:-1]  # the last line was cut short by a kill
+    frame = pd.read_csv(io.BytesIO(text))
     frame = frame.dropna(subset=["epoch"])
     frame["epoch"] = frame["epoch"].astype("int64")
     return frame
