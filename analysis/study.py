@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ganlib.config import SHARED_DEFAULTS, Config, ConfigError
+from ganlib.config import Config, ConfigError
 
 STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "seeds", "resources",
               "metrics", "primary_metric", "factors")
@@ -169,14 +169,6 @@ def _overrides(values, where: str) -> dict:
     return dict(values)
 
 
-def _trained(config: Config) -> str:
-    """Config.hash with every shared field (lr, ...) set to its g_ value. Shared fields only supply defaults, so
-    {lr: 1e-4} and {g_lr: 1e-4, d_lr: 1e-4} train the same thing and count as duplicates."""
-    values = config.to_dict()
-    values.update({shared: values[f"g_{shared}"] for shared in set(SHARED_DEFAULTS.values())})
-    return Config.from_dict(values).hash
-
-
 def _grid_variations(grid) -> list:
     """[(name, overrides)] for the cartesian product of each grid (a mapping, or a list of mappings)."""
     grids = grid if isinstance(grid, list) else [grid]
@@ -247,13 +239,13 @@ def study_from_dict(data) -> Study:
         entries += [(n, o, False) for n, o in _grid_variations(data["grid"])]
 
     variations = [Variation("baseline", {}, baseline)]
-    seen = {_trained(baseline): "baseline"}
+    seen = {baseline.hash: "baseline"}
     for vname, overrides, explicit_entry in entries:
         check_name(vname)
         config = _config_of(baseline, overrides, f"variation {vname!r}")
         if vname in {v.name for v in variations}:
             raise StudyError(f"Duplicate variation name {vname!r}.")
-        key = _trained(config)
+        key = config.hash  # shared fields are not hashed: {lr: x} and {g_lr: x, d_lr: x} collide
         if key in seen:
             if not explicit_entry and seen[key] == "baseline":
                 continue  # a grid point equal to the baseline is the baseline, trained once

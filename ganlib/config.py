@@ -24,7 +24,7 @@ DATASETS = {
     "emnist_digits": (240000, 28, 1, 10),
     "folder": (None, None, None, None),  # an image folder: counted when loaded
 }
-MODELS = ("dcgan", "mlp")
+MODELS = ("dcgan", "mlp", "msggan")
 LOSSES = ("bce", "minimax", "wgan", "wgan_gp", "hinge", "lsgan")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral")
@@ -95,7 +95,7 @@ class Config:
     r1_weight: float = 0.0
     real_label: Any = 1.0  # a constant, or [low, high] drawn uniformly per sample
     fake_label: Any = 0.0
-    d_steps: int = 1  # discriminator updates per generator update
+    d_steps: Any = 1  # D updates per G update: a number, or a schedule [[epoch, d_steps], ...] (see d_steps_at)
     ema: float = 0.0  # generator weight EMA decay (0 = off)
     # optimization
     optimizer: str = "adam"
@@ -130,6 +130,8 @@ class Config:
         for name, shared in SHARED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, getattr(self, shared))
+        if isinstance(self.d_steps, (list, tuple)):  # a schedule: tuples and lists alike, as JSON gives them back
+            self.d_steps = [list(e) if isinstance(e, (list, tuple)) else e for e in self.d_steps]
         self.validate()
 
     # ------------------------------------------------------------------ construction
@@ -168,8 +170,13 @@ class Config:
 
     @property
     def hash(self) -> str:
-        """A stable 10-character hash of the values that change what is trained (not output intervals)."""
-        ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size"}
+        """A stable 10-character hash of the values that change what is trained (not output intervals).
+
+        Shared fields (`lr`, `filters`, ...) are left out: their per-network fields hold the values trained with,
+        so `lr=1e-4` and `g_lr=d_lr=1e-4` are the same run.
+        """
+        ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size",
+                  *SHARED_DEFAULTS.values()}
         payload = {k: v for k, v in sorted(self.to_dict().items()) if k not in ignore}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -183,9 +190,26 @@ class Config:
         return self.image_size or self.dataset_info[1]
 
     @property
+    def d_steps_schedule(self) -> list:
+        """`d_steps` as a schedule: [(first epoch, D updates per G update), ...]; a number n is [(0, n)]."""
+        if isinstance(self.d_steps, list):
+            return [(int(e), int(k)) for e, k in self.d_steps]
+        return [(0, int(self.d_steps))]
+
+    def d_steps_at(self, epoch: int) -> int:
+        """D updates per G update during epoch `epoch` (0-based: the schedule entry [10, 1] applies once
+        10 epochs are done)."""
+        return [k for start, k in self.d_steps_schedule if start <= epoch][-1]
+
+    @property
+    def max_d_steps(self) -> int:
+        return max(k for _, k in self.d_steps_schedule)
+
+    @property
     def effective_batch(self) -> int:
-        """Real images consumed per training step: one batch per discriminator update."""
-        return self.batch_size * self.d_steps
+        """Real images drawn per training step: one batch per discriminator update, for the largest number of
+        updates the d_steps schedule asks for (steps with fewer updates leave the rest of the batch unused)."""
+        return self.batch_size * self.max_d_steps
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -214,7 +238,7 @@ class Config:
                 hi = "" if high is None else f"<= {high}"
                 raise ConfigError(name, v, "a finite number " + " and ".join(x for x in (lo, hi) if x))
 
-        choice("dataset", DATASETS)
+        choice("dataset", tuple(DATASETS))  # a tuple: `[..] in dict` would raise TypeError
         choice("model", MODELS)
         choice("loss", LOSSES)
         choice("precision", PRECISIONS)
@@ -252,7 +276,7 @@ class Config:
                     raise ConfigError(name, v, "a number in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
             elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(name, v, "a number in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
-        integer("d_steps", 1, 100)
+        self._validate_d_steps()
         integer("batch_size", 1, 65536)
         integer("epochs", 1)
         integer("steps_per_epoch", 1, optional=True)
@@ -293,15 +317,38 @@ class Config:
         if available is not None and self.effective_batch > available:
             raise ConfigError(
                 "batch_size", self.batch_size,
-                f"batch_size * d_steps <= {available} images available in {self.dataset}"
+                f"batch_size * (max) d_steps <= {available} images available in {self.dataset}"
                 + (f" (subset={self.subset})" if self.subset else ""))
-        if self.loss in ("wgan", "wgan_gp") and self.d_norm == "batch" and self.loss == "wgan_gp":
+        if self.loss == "wgan_gp" and self.d_norm == "batch":
             raise ConfigError("d_norm", self.d_norm, "none, layer, instance or spectral with wgan_gp "
                               "(batch norm breaks the per-sample gradient penalty)")
+        if self.loss not in ("bce", "minimax", "lsgan"):  # a setting that would be silently ignored is an error
+            for name, default in (("real_label", 1.0), ("fake_label", 0.0)):
+                if getattr(self, name) != default:
+                    raise ConfigError(name, getattr(self, name), f"{default} with loss={self.loss!r} (label "
+                                      "smoothing applies to the losses with targets: bce, minimax, lsgan)")
+
+    def _validate_d_steps(self) -> None:
+        v = self.d_steps
+        allowed = ("an integer 1..100, or a schedule [[0, k0], [epoch1, k1], ...]: pairs [first epoch (0-based), "
+                   "D updates per G update 1..100], starting at epoch 0, epochs strictly increasing")
+
+        def count(x):
+            return isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 100
+
+        if isinstance(v, list):
+            pairs = all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                   for x in e) for e in v)
+            ok = pairs and v and v[0][0] == 0 and all(count(k) for _, k in v) \
+                and all(a[0] < b[0] for a, b in zip(v, v[1:]))
+            if not ok:
+                raise ConfigError("d_steps", v, allowed)
+        elif not count(v):
+            raise ConfigError("d_steps", v, allowed)
 
     def check_dataset_size(self, n_images: int) -> None:
         """Called once the real number of images is known (folder datasets)."""
         available = min(n_images, self.subset or n_images)
         if self.effective_batch > available:
             raise ConfigError("batch_size", self.batch_size,
-                              f"batch_size * d_steps <= {available} images found for dataset {self.dataset!r}")
+                              f"batch_size * (max) d_steps <= {available} images found for dataset {self.dataset!r}")

@@ -149,7 +149,7 @@ def render_text(generator, class_names: Sequence[str], text: str, variation: flo
         raise ValueError("render_text needs a conditional generator (one that takes [z, label])")
     labels = text_labels(class_names, text)
     drawn = labels >= 0
-    images = np.full((labels.size,) + tuple(generator.output.shape[1:]), blank, np.float32)
+    images = np.full((labels.size,) + tuple(generator.outputs[-1].shape[1:]), blank, np.float32)
     if drawn.any():
         z = text_latents(latent_dim_of(generator), int(drawn.sum()), variation, seed)
         images[drawn.ravel()] = generate_at(generator, z, labels[drawn])

@@ -1,12 +1,17 @@
 """Adversarial losses on discriminator logits, each a small object with `d_loss` and `g_loss`.
 
-All arithmetic is float32 even under mixed precision (the discriminator's logit layer is float32).
+All arithmetic is float32 even under mixed precision: `d_loss`/`g_loss` cast their inputs, so a bfloat16 logit
+(e.g. from a model loaded with another dtype policy) cannot make a loss lose precision or overflow.
 Targets for real/fake may be smoothed (constants or per-sample uniform draws) for the losses that use targets.
 Penalties that need the discriminator itself (gradient penalty, R1, clipping) live in the trainer.
 """
 from __future__ import annotations
 
 from keras import ops
+
+
+def _f32(x):
+    return ops.cast(x, "float32")
 
 
 def _bce(logits, target):
@@ -20,9 +25,17 @@ class Loss:
     accuracy_threshold = 0.0  # logit above which D says "real"
 
     def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
-        raise NotImplementedError
+        """D's loss from its logits on a real and a fake batch (targets: floats or (n, 1) per-sample values)."""
+        return self._d(_f32(real), _f32(fake), _f32(real_target), _f32(fake_target))
 
     def g_loss(self, fake):
+        """G's loss from D's logits on a fake batch."""
+        return self._g(_f32(fake))
+
+    def _d(self, real, fake, real_target, fake_target):
+        raise NotImplementedError
+
+    def _g(self, fake):
         raise NotImplementedError
 
 
@@ -30,10 +43,10 @@ class NonSaturatingBCE(Loss):
     """Goodfellow et al.'s practical loss: G maximizes log D(G(z))."""
     name, uses_targets = "bce", True
 
-    def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
+    def _d(self, real, fake, real_target, fake_target):
         return _bce(real, real_target) + _bce(fake, fake_target)
 
-    def g_loss(self, fake):
+    def _g(self, fake):
         return _bce(fake, 1.0)
 
 
@@ -41,44 +54,45 @@ class Minimax(NonSaturatingBCE):
     """The original minimax game: G minimizes log(1 - D(G(z))) (saturates early in training)."""
     name = "minimax"
 
-    def g_loss(self, fake):
-        return -_bce(fake, 0.0)
+    def _g(self, fake):
+        return -_bce(fake, 0.0)  # log(1 - sigmoid(x)) = -softplus(x)
 
 
 class Wasserstein(Loss):
     """Critic score difference; Lipschitz constraint from clipping (wgan) or gradient penalty (wgan_gp)."""
     name = "wgan"
 
-    def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
+    def _d(self, real, fake, real_target, fake_target):
         return ops.mean(fake) - ops.mean(real)
 
-    def g_loss(self, fake):
+    def _g(self, fake):
         return -ops.mean(fake)
 
 
 class Hinge(Loss):
+    """Hinge loss (Lim & Ye; Miyato et al.): D pushes real logits above 1 and fake ones below -1."""
     name = "hinge"
 
-    def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
+    def _d(self, real, fake, real_target, fake_target):
         return ops.mean(ops.relu(1.0 - real)) + ops.mean(ops.relu(1.0 + fake))
 
-    def g_loss(self, fake):
+    def _g(self, fake):
         return -ops.mean(fake)
 
 
 class LeastSquares(Loss):
-    """LSGAN (Mao et al.): squared distance of D's output to the targets."""
+    """LSGAN (Mao et al.): squared distance of D's output to the targets (a=0, b=c=1)."""
     name, uses_targets, accuracy_threshold = "lsgan", True, 0.5
 
-    def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
+    def _d(self, real, fake, real_target, fake_target):
         return 0.5 * (ops.mean(ops.square(real - real_target)) + ops.mean(ops.square(fake - fake_target)))
 
-    def g_loss(self, fake):
+    def _g(self, fake):
         return 0.5 * ops.mean(ops.square(fake - 1.0))
 
 
 LOSSES = {cls.name: cls for cls in (NonSaturatingBCE, Minimax, Wasserstein, Hinge, LeastSquares)}
-LOSSES["wgan_gp"] = Wasserstein
+LOSSES["wgan_gp"] = Wasserstein  # the penalty is added by the trainer
 
 
 def get_loss(name: str) -> Loss:

@@ -2,13 +2,15 @@
 
 Discriminators output raw logits in float32 (losses apply their own link function, which is numerically
 safer than a sigmoid layer, and keeps bf16 out of the loss). Conditional models take `[inputs, labels]`.
+MSG-GAN generators output a list of images, coarsest first, and MSG-GAN discriminators take such a list
+(`image_pyramid` makes one from real images); the last image of the list is the full-size one.
 """
 from __future__ import annotations
 
 import contextlib
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from .config import Config
 
@@ -32,7 +34,11 @@ def _normalize(x, kind: str, name: str):
     if kind == "batch":
         return layers.BatchNormalization(name=name)(x)
     if kind == "layer":
-        return layers.LayerNormalization(name=name)(x)
+        # Layer norm of a feature map normalizes over (H, W, C) per sample (Ba et al.; the WGAN-GP critic's
+        # norm): GroupNormalization with one group. Keras' LayerNormalization would normalize each pixel's
+        # channels only. Dense features: LayerNormalization.
+        return layers.GroupNormalization(groups=1, name=name)(x) if len(x.shape) == 4 else \
+            layers.LayerNormalization(name=name)(x)
     if kind == "instance":  # one group per channel = instance normalization
         return layers.GroupNormalization(groups=-1, name=name)(x) if len(x.shape) == 4 else \
             layers.LayerNormalization(name=name)(x)
@@ -40,7 +46,19 @@ def _normalize(x, kind: str, name: str):
 
 
 def _maybe_spectral(layer, kind: str):
-    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if kind == "spectral" else layer
+    if kind != "spectral":
+        return layer
+    # autocast=False: under mixed precision the wrapper would otherwise read the float32 kernel as bfloat16 and
+    # write the normalized (rounded) kernel back every training call, erasing small optimizer updates. The
+    # wrapped layer still computes in its own dtype.
+    return layers.SpectralNormalization(layer, autocast=False, dtype=layer.dtype_policy, name=f"{layer.name}_sn")
+
+
+def _logit(x, config: Config, norm: str):
+    """The discriminator's float32 logit: its input is cast first, so no bfloat16 rounding reaches the loss."""
+    x = layers.Activation("linear", dtype="float32", name="d_logit_input")(x)
+    return _maybe_spectral(layers.Dense(1, dtype="float32", kernel_initializer=_init(config), name="d_logit"),
+                           norm)(x)
 
 
 def _widths(base: int, growth: float, depth: int):
@@ -56,9 +74,26 @@ def _label_input(config: Config, num_classes: int, units: int, name: str):
     return label, e
 
 
+def _to_image(x, channels: int, kernel: int, config: Config, name: str):
+    return layers.Conv2D(channels, kernel, padding="same", activation="tanh", dtype="float32",
+                         kernel_initializer=_init(config), name=name)(x)
+
+
+def image_pyramid(images, levels: int):
+    """[images average-pooled 2**levels times, ..., pooled once, images]: coarsest first, as MSG-GAN's
+    generator emits them and its discriminator takes them."""
+    pyramid = [images]
+    for _ in range(levels):
+        pyramid.insert(0, ops.average_pool(pyramid[0], 2, strides=2, padding="valid"))
+    return pyramid
+
+
 # ---------------------------------------------------------------------------------------------- DCGAN
-def dcgan_generator(config: Config, image_shape, num_classes: int) -> keras.Model:
-    size, channels = image_shape[0], image_shape[-1]
+def _generator_trunk(config: Config, image_shape, num_classes: int):
+    """z (+ label) -> projection to base x base -> g_depth up-sampling blocks.
+
+    Returns (inputs, feature maps at every resolution base, 2 base, ..., full size)."""
+    size = image_shape[0]
     depth = config.g_depth
     base = size // 2 ** depth
     widths = _widths(config.g_filters, config.filter_growth, depth)[::-1] or [config.g_filters]
@@ -67,11 +102,12 @@ def dcgan_generator(config: Config, image_shape, num_classes: int) -> keras.Mode
     x = _normalize(x, config.g_norm, "g_project_norm")
     x = layers.LeakyReLU(config.g_leaky_slope)(x)
     x = layers.Reshape((base, base, widths[0]))(x)
-    inputs = [z]
+    inputs = z
     if config.conditional:
         label, e = _label_input(config, num_classes, base * base, "g")
         x = layers.Concatenate()([x, layers.Reshape((base, base, 1))(e)])
-        inputs.append(label)
+        inputs = [z, label]
+    features = [x]
     for i, width in enumerate(widths[:depth]):
         if config.upsampling == "transpose":
             x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", kernel_initializer=_init(config),
@@ -81,32 +117,70 @@ def dcgan_generator(config: Config, image_shape, num_classes: int) -> keras.Mode
             x = layers.Conv2D(width, 3, padding="same", kernel_initializer=_init(config), name=f"g_up{i}")(x)
         x = _normalize(x, config.g_norm, f"g_up{i}_norm")
         x = layers.LeakyReLU(config.g_leaky_slope)(x)
-    kernel = 7 if size >= 28 else 3
-    out = layers.Conv2D(channels, kernel, padding="same", activation="tanh", dtype="float32",
-                        kernel_initializer=_init(config), name="g_image")(x)
-    return keras.Model(inputs if config.conditional else z, out, name="generator")
+        features.append(x)
+    return inputs, features
 
 
-def dcgan_discriminator(config: Config, image_shape, num_classes: int) -> keras.Model:
-    size = image_shape[0]
+def dcgan_generator(config: Config, image_shape, num_classes: int) -> keras.Model:
+    inputs, features = _generator_trunk(config, image_shape, num_classes)
+    kernel = 7 if image_shape[0] >= 28 else 3
+    return keras.Model(inputs, _to_image(features[-1], image_shape[-1], kernel, config, "g_image"), name="generator")
+
+
+def _discriminator(config: Config, image_shape, num_classes: int, multiscale: bool) -> keras.Model:
+    """Strided convolutions from the full-size image down to size / 2**d_depth, then a logit.
+
+    multiscale (MSG-GAN): the inputs are the image pyramid (coarsest first, see `image_pyramid`), and each
+    coarser image is concatenated to the feature maps of its resolution; a last 3x3 convolution sees the coarsest.
+    """
+    size, channels, depth = image_shape[0], image_shape[-1], config.d_depth
     image = keras.Input(image_shape, name="image")
-    x, inputs = image, image
+    coarser = [keras.Input((size // 2 ** j, size // 2 ** j, channels), name=f"image_{size // 2 ** j}")
+               for j in range(depth, 0, -1)] if multiscale else []  # MSG-GAN's pyramid levels, coarsest first
+    images = coarser + [image]
+    x, inputs = image, (images if multiscale else image)
     if config.conditional:
         label, e = _label_input(config, num_classes, size * size, "d")
         x = layers.Concatenate()([x, layers.Reshape((size, size, 1))(e)])
-        inputs = [image, label]
-    for i, width in enumerate(_widths(config.d_filters, config.filter_growth, config.d_depth)):
+        inputs = images + [label]
+    widths = _widths(config.d_filters, config.filter_growth, depth)
+    for i, width in enumerate(widths):
         conv = layers.Conv2D(width, 3, strides=2, padding="same", kernel_initializer=_init(config), name=f"d_down{i}")
         x = _maybe_spectral(conv, config.d_norm)(x)
         if i > 0:  # DCGAN convention: no normalization on the first layer
             x = _normalize(x, config.d_norm, f"d_down{i}_norm")
         x = layers.LeakyReLU(config.d_leaky_slope)(x)
+        if multiscale:
+            x = layers.Concatenate(name=f"d_scale{i}")([x, coarser[depth - 1 - i]])  # same resolution
+    if multiscale:
+        conv = layers.Conv2D((widths or [config.d_filters])[-1], 3, padding="same", kernel_initializer=_init(config),
+                             name="d_final")
+        x = _maybe_spectral(conv, config.d_norm)(x)
+        if depth > 0:
+            x = _normalize(x, config.d_norm, "d_final_norm")
+        x = layers.LeakyReLU(config.d_leaky_slope)(x)
     x = layers.Flatten()(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
-    out = _maybe_spectral(layers.Dense(1, dtype="float32", kernel_initializer=_init(config), name="d_logit"),
-                          config.d_norm)(x)
-    return keras.Model(inputs, out, name="discriminator")
+    return keras.Model(inputs, _logit(x, config, config.d_norm), name="discriminator")
+
+
+def dcgan_discriminator(config: Config, image_shape, num_classes: int) -> keras.Model:
+    return _discriminator(config, image_shape, num_classes, multiscale=False)
+
+
+# ---------------------------------------------------------------------------------------------- MSG-GAN
+def msggan_generator(config: Config, image_shape, num_classes: int) -> keras.Model:
+    """MSG-GAN (Karnewar & Wang 2020): the DCGAN generator with a 1x1 to-image convolution at every resolution.
+
+    Outputs [base x base, ..., size x size] images (coarsest first); the last is the generated image."""
+    inputs, features = _generator_trunk(config, image_shape, num_classes)
+    outputs = [_to_image(f, image_shape[-1], 1, config, f"g_image_{f.shape[1]}") for f in features]
+    return keras.Model(inputs, outputs, name="generator")
+
+
+def msggan_discriminator(config: Config, image_shape, num_classes: int) -> keras.Model:
+    return _discriminator(config, image_shape, num_classes, multiscale=True)
 
 
 # ---------------------------------------------------------------------------------------------- MLP
@@ -142,14 +216,13 @@ def mlp_discriminator(config: Config, image_shape, num_classes: int) -> keras.Mo
         x = layers.LeakyReLU(config.d_leaky_slope)(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
-    out = _maybe_spectral(layers.Dense(1, dtype="float32", kernel_initializer=_init(config), name="d_logit"),
-                          config.d_norm)(x)
-    return keras.Model(inputs, out, name="discriminator")
+    return keras.Model(inputs, _logit(x, config, config.d_norm), name="discriminator")
 
 
 BUILDERS = {
     "dcgan": (dcgan_generator, dcgan_discriminator),
     "mlp": (mlp_generator, mlp_discriminator),
+    "msggan": (msggan_generator, msggan_discriminator),
 }
 
 

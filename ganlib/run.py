@@ -142,9 +142,9 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     if config.init_from:
         generator, discriminator = load_models_from(config.init_from)
         expected = (None,) + tuple(data.image_shape)
-        if tuple(generator.output.shape) != expected:
+        if tuple(generator.outputs[-1].shape) != expected:
             raise ConfigError("init_from", config.init_from, f"a run whose generator makes images of shape "
-                              f"{expected[1:]} (it makes {tuple(generator.output.shape)[1:]})")
+                              f"{expected[1:]} (it makes {tuple(generator.outputs[-1].shape)[1:]})")
     else:
         generator, discriminator = build_models(config, data.image_shape, data.num_classes)
     trainer = GANTrainer(generator, discriminator, config, data.num_classes)
