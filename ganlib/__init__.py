@@ -21,10 +21,13 @@ def __getattr__(name):
     if name == "train":
         from .run import train
         return train
+    if name == "LatentExplorer":
+        from .explore import LatentExplorer
+        return LatentExplorer
     if name in ("load_dataset", "load_for_config"):
         from . import data
         return getattr(data, name)
     raise AttributeError(f"module 'ganlib' has no attribute {name!r}")
 
 
-__all__ = ["Config", "ConfigError", "GAN", "train", "load_dataset", "load_for_config", "__version__"]
+__all__ = ["Config", "ConfigError", "GAN", "LatentExplorer", "train", "load_dataset", "load_for_config", "__version__"]
