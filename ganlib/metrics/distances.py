@@ -91,11 +91,12 @@ def kid(features1, features2, subsets: int = 100, subset_size: int = 1000, seed:
 
 
 # ---------------------------------------------------------------------------------------------- nearest neighbours
-def distance_blocks(a, b) -> Iterator[Tuple[slice, np.ndarray]]:
-    """(rows, Euclidean distances a[rows] to all of b) in blocks of bounded memory.
+def squared_distance_blocks(a, b) -> Iterator[Tuple[slice, np.ndarray]]:
+    """(rows, squared Euclidean distances from a[rows] to all of b) in blocks of bounded memory.
 
-    Uses |a|^2 + |b|^2 - 2 a.b (one matrix product per block); the rounding error of this form is ~1e-8 of
-    the squared norms, irrelevant for thresholds, but callers wanting exact distances recompute them.
+    |a|^2 + |b|^2 - 2 a.b costs one matrix product per block; its rounding error (~1e-16 relative to the
+    squared norms) cannot matter for thresholds, and `nearest_neighbours` recomputes exact distances. Squared
+    distances compare like distances, so no square roots are taken.
     """
     a, b = _f64(a), _f64(b)
     bb = (b * b).sum(1)
@@ -103,49 +104,53 @@ def distance_blocks(a, b) -> Iterator[Tuple[slice, np.ndarray]]:
     for i in range(0, len(a), rows):
         block = a[i:i + rows]
         sq = (block * block).sum(1)[:, None] + bb[None, :] - 2 * block @ b.T
-        yield slice(i, i + len(block)), np.sqrt(np.clip(sq, 0, None))
+        yield slice(i, i + len(block)), np.maximum(sq, 0, out=sq)
+
+
+def _kth_sq_radii(x: np.ndarray, k: int) -> np.ndarray:
+    if not 1 <= k < len(x):
+        raise ValueError(f"k={k} needs 1 <= k < number of points ({len(x)}).")
+    radii = np.empty(len(x))
+    for rows, d in squared_distance_blocks(x, x):
+        d[np.arange(len(d)), np.arange(rows.start, rows.stop)] = np.inf  # exclude self by index: duplicates count
+        radii[rows] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return radii
 
 
 def kth_neighbour_radii(x, k: int) -> np.ndarray:
     """Distance from each point of x to its k-th nearest neighbour in x, the point itself excluded."""
-    x = _f64(x)
-    if not 1 <= k < len(x):
-        raise ValueError(f"k={k} needs 1 <= k < number of points ({len(x)}).")
-    radii = np.empty(len(x))
-    for rows, d in distance_blocks(x, x):
-        d[np.arange(len(d)), np.arange(rows.start, rows.stop)] = np.inf  # exclude self (by index: duplicates count)
-        radii[rows] = np.partition(d, k - 1, axis=1)[:, k - 1]
-    return radii
+    return np.sqrt(_kth_sq_radii(_f64(x), k))
 
 
 def nearest_neighbours(a, b) -> Tuple[np.ndarray, np.ndarray]:
     """For each row of a: index of its nearest row in b and the exact Euclidean distance to it."""
     a, b = _f64(a), _f64(b)
     idx = np.empty(len(a), np.int64)
-    for rows, d in distance_blocks(a, b):
+    for rows, d in squared_distance_blocks(a, b):
         idx[rows] = d.argmin(1)
     return idx, np.linalg.norm(a - b[idx], axis=1)
 
 
-def _within_radii(points, centres, radii, strict: bool):
-    """Per point: how many balls (centre_i, radius_i) hold it; per centre: distance to its nearest point."""
-    counts, nearest = np.zeros(len(_f64(points)), np.int64), np.full(len(radii), np.inf)
-    for rows, d in distance_blocks(points, centres):
-        counts[rows] = ((d < radii) if strict else (d <= radii)).sum(1)
-        np.minimum(nearest, d.min(0), out=nearest)
-    return counts, nearest
+def _balls(points, centres, sq_radii, strict: bool):
+    """Per point: how many balls (centre_i, radius_i) hold it; per centre: whether some point is in its ball."""
+    counts, hit = np.zeros(len(points), np.int64), np.zeros(len(centres), bool)
+    for rows, d in squared_distance_blocks(points, centres):
+        inside = d < sq_radii if strict else d <= sq_radii
+        counts[rows] = inside.sum(1)
+        hit |= inside.any(0)
+    return counts, hit
 
 
 def precision_recall(real, fake, k: int = 3) -> Tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019).
 
-    precision: share of fakes inside the real manifold (some ball of a real point with radius its k-th
-    neighbour distance); recall: share of reals inside the fake manifold.
+    precision: share of fakes inside the real manifold (the union of balls around real points, each with
+    radius its k-th neighbour distance); recall: share of reals inside the fake manifold.
     """
     real, fake = _f64(real), _f64(fake)
-    inside_real, _ = _within_radii(fake, real, kth_neighbour_radii(real, k), strict=False)
-    inside_fake, _ = _within_radii(real, fake, kth_neighbour_radii(fake, k), strict=False)
-    return float(np.mean(inside_real > 0)), float(np.mean(inside_fake > 0))
+    in_real, _ = _balls(fake, real, _kth_sq_radii(real, k), strict=False)
+    in_fake, _ = _balls(real, fake, _kth_sq_radii(fake, k), strict=False)
+    return float(np.mean(in_real > 0)), float(np.mean(in_fake > 0))
 
 
 def density_coverage(real, fake, k: int = 5) -> Tuple[float, float]:
@@ -155,6 +160,5 @@ def density_coverage(real, fake, k: int = 5) -> Tuple[float, float]:
     coverage = share of real balls holding at least one fake (~1 - 2^-k for identical distributions).
     """
     real, fake = _f64(real), _f64(fake)
-    radii = kth_neighbour_radii(real, k)
-    counts, nearest_fake = _within_radii(fake, real, radii, strict=True)
-    return float(counts.sum() / (k * len(fake))), float(np.mean(nearest_fake < radii))
+    counts, covered = _balls(fake, real, _kth_sq_radii(real, k), strict=True)
+    return float(counts.sum() / (k * len(fake))), float(np.mean(covered))

@@ -46,7 +46,8 @@ def plot_neighbours(generated, train_images, indices, path=None, distances=None,
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
-        left, right = axes[i // pairs_per_row, 2 * (i % pairs_per_row)], axes[i // pairs_per_row, 2 * (i % pairs_per_row) + 1]
+        row, col = divmod(i, pairs_per_row)
+        left, right = axes[row, 2 * col], axes[row, 2 * col + 1]
         for ax, img in ((left, generated[i]), (right, train[indices[i]])):
             ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=255)
         left.set_title("generated", fontsize=7)

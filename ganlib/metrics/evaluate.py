@@ -1,0 +1,203 @@
+"""Score generators against real images: fixed-seed samples -> features -> FID, KID, PRDC, classifier scores.
+
+Every result records the extractor and the number of samples behind it: FIDs from different extractors or
+sample sizes are not comparable (FID is biased upward by ~1/N).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from typing import Optional
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..rundir import read_json, write_json
+from .distances import density_coverage, fid_from_features, kid, precision_recall
+from .features import DomainClassifier, FeatureExtractor, InceptionV3Features, cache_dir
+from .memorization import _as_float_images
+from .scores import classifier_score, label_accuracy
+
+REAL_SUBSET_SEED = 0  # the same real images for every run of a study, so runs differ only by their generators
+METRIC_NAMES = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+
+
+def compare_features(real_features, fake_features, fake_probs=None, fake_labels=None, seed: int = 0) -> dict:
+    """Distances between real and generated features, plus classifier scores when probabilities are given."""
+    if not np.isfinite(fake_features).all():  # a diverged generator: report NaN rather than crash training
+        out = dict.fromkeys(METRIC_NAMES, math.nan)
+    else:
+        k_mean, k_std = kid(real_features, fake_features, seed=seed)
+        precision, recall = precision_recall(real_features, fake_features)
+        density, coverage = density_coverage(real_features, fake_features)
+        out = dict(fid=fid_from_features(real_features, fake_features), kid=k_mean, kid_std=k_std,
+                   precision=precision, recall=recall, density=density, coverage=coverage)
+    if fake_probs is not None:
+        finite = np.isfinite(fake_probs).all()
+        out["classifier_score"] = classifier_score(fake_probs)[0] if finite else math.nan
+        if fake_labels is not None:
+            out["label_accuracy"] = label_accuracy(fake_probs, fake_labels) if finite else math.nan
+    return out
+
+
+class Evaluator:
+    """`evaluator(generator) -> dict of metrics`; the real features are extracted once and reused.
+
+    n generated images (latent points drawn from `seed`, labels cycling through the classes) are compared
+    with n real images (a fixed subset of `real_images` when there are more). `threads` caps the BLAS threads
+    of the distance computations (a run's `config.threads`: parallel runs must not oversubscribe the cores).
+    """
+
+    def __init__(self, extractor: FeatureExtractor, real_images=None, n: int = 1000, num_classes: Optional[int] = None,
+                 conditional: Optional[bool] = None, seed: int = 0, real_features=None, threads: int = 0):
+        if real_images is None and real_features is None:
+            raise ValueError("Give real_images or real_features.")
+        available = len(real_features if real_features is not None else real_images)
+        self.n = min(n, available)
+        if self.n < 2:
+            raise ValueError(f"Need at least 2 samples to evaluate (n={n}, {available} real images).")
+        keep = np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(available)[:self.n])
+        self.real_images = None if real_images is None else np.asarray(real_images)[keep]
+        self._real_features = None if real_features is None else np.asarray(real_features)[keep]
+        self.extractor, self.num_classes, self.conditional, self.seed = extractor, num_classes, conditional, seed
+        self.threads = threads
+
+    @property
+    def real_features(self) -> np.ndarray:
+        if self._real_features is None:
+            self._real_features = self.extractor(_as_float_images(self.real_images))
+        return self._real_features
+
+    def samples(self, generator):
+        """(images, labels or None): the same latent points and labels at every call."""
+        from ..trainer import generate
+
+        conditional = isinstance(generator.input, (list, tuple))  # (z, label) inputs, as ganlib builds them
+        if self.conditional is not None and self.conditional != conditional:
+            raise ValueError(f"conditional={self.conditional}, but the generator is "
+                             f"{'' if conditional else 'un'}conditional.")
+        if conditional and not self.num_classes:
+            raise ValueError("A conditional generator needs num_classes.")
+        latent_dim = generator.inputs[0].shape[-1]
+        z = np.random.default_rng([self.seed, 31337]).standard_normal((self.n, latent_dim)).astype(np.float32)
+        labels = (np.arange(self.n) % self.num_classes).astype(np.int32) if conditional else None
+        return generate(generator, z, labels), labels
+
+    def __call__(self, generator) -> dict:
+        started = time.perf_counter()
+        real = self.real_features
+        images, labels = self.samples(generator)
+        feats, probs = self.extractor.features_and_probs(images)
+        with threadpool_limits(self.threads or None):
+            out = compare_features(real, feats, probs, labels, seed=self.seed)
+        out.update(extractor=self.extractor.name, extractor_accuracy=self.extractor.accuracy, n_samples=self.n,
+                   seconds=round(time.perf_counter() - started, 3))
+        return out
+
+
+def evaluate_generator(generator, extractor: FeatureExtractor, real_images=None, real_features=None, n: int = 1000,
+                       num_classes: Optional[int] = None, conditional: Optional[bool] = None, seed: int = 0) -> dict:
+    """One evaluation of `generator` (see `Evaluator`; keep an Evaluator to evaluate repeatedly)."""
+    return Evaluator(extractor, real_images, n, num_classes, conditional, seed, real_features)(generator)
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+_EXTRACTORS = {}  # one extractor per (kind, dataset, shape) per process: trained/loaded once
+
+
+def get_extractor(dataset: str, image_shape, data_dir: Optional[str] = None, kind: Optional[str] = None
+                  ) -> FeatureExtractor:
+    """The domain classifier of a dataset, or InceptionV3 with kind="inception" (default: $GANLIB_FEATURES)."""
+    kind = (kind or os.environ.get("GANLIB_FEATURES") or "domain").lower()
+    if kind not in ("domain", "inception"):
+        raise ValueError(f"Feature extractor {kind!r} unknown (GANLIB_FEATURES); use 'domain' or 'inception'.")
+    h, _, c = image_shape
+    key = (kind, dataset, h, c, data_dir if dataset == "folder" else None)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = InceptionV3Features() if kind == "inception" else DomainClassifier(dataset, h, c, data_dir)
+    return _EXTRACTORS[key]
+
+
+def _real_test_images(config):
+    """The config's test split; if the dataset has none, a seeded slice of its training split (with a warning)."""
+    from ..data import DatasetNotFoundError, load_for_config
+
+    try:
+        data = load_for_config(config, "test")
+        if len(data):
+            return data
+    except DatasetNotFoundError:
+        pass
+    warnings.warn(f"{config.dataset} has no test split here: metrics compare with training images, which "
+                  "favours generators that memorize.", stacklevel=3)
+    return load_for_config(config.replace(subset=None), "train").take(config.metric_samples or 1000, seed=12345)
+
+
+def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Evaluator:
+    """The evaluator `ganlib.run.train` uses: `config.metric_samples` (or n) test images vs as many generated."""
+    real = _real_test_images(config)
+    extractor = get_extractor(config.dataset, real.image_shape, config.data_dir)
+    return Evaluator(extractor, real.images, n or config.metric_samples or 1000, num_classes, config.conditional,
+                     config.seed, threads=config.threads)
+
+
+def evaluate_run(run_dir, n: Optional[int] = None) -> dict:
+    """Evaluate a finished run's final generator (its EMA copy when it has one) into metrics/final_eval.json."""
+    import keras
+
+    from ..rundir import RunDirectory, RunDirectoryError
+
+    run = RunDirectory(run_dir)
+    config, summary = run.read_config(), run.read_summary()
+    name = "generator_ema" if run.model_file("generator_ema").exists() else "generator"
+    if not run.model_file(name).exists():
+        raise RunDirectoryError(f"{run.path} has no {run.model_file(name).name}: only completed runs can be evaluated.")
+    generator = keras.models.load_model(run.model_file(name), safe_mode=True, compile=False)
+    num_classes = len(summary.get("dataset", {}).get("classes", [])) or None
+    if num_classes is None:
+        from ..data import load_for_config
+
+        num_classes = load_for_config(config, "train").num_classes
+    metrics = default_evaluator(config, num_classes, n)(generator)
+    metrics["model"] = name
+    write_json(run.path / "metrics" / "final_eval.json", metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- reference floor
+def real_vs_real_reference(dataset: str, n: int = 1000, image_size: Optional[int] = None,
+                           channels: Optional[int] = None, data_dir: Optional[str] = None,
+                           extractor: Optional[FeatureExtractor] = None, cache: Optional[str] = None,
+                           seed: int = 0) -> dict:
+    """The metrics between two disjoint sets of n real images: what a perfect generator would score.
+
+    Two halves of the test split when it holds 2n images, else n test images vs n training images (split
+    records which). Compare generators with this at the same n: FID's small-sample bias is in both.
+    Cached as JSON beside the feature networks.
+    """
+    from ..data import load_dataset
+
+    test = load_dataset(dataset, "test", data_dir, image_size, channels)
+    h, _, c = test.image_shape
+    extractor = extractor or DomainClassifier(dataset, h, c, data_dir, cache=cache)
+    n = min(n, len(test))
+    ident = getattr(extractor, "key", f"{dataset}_{h}x{h}x{c}_{extractor.name}")
+    path = cache_dir(cache) / f"reference_{ident}_n{n}_s{seed}.json"
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    order = np.random.default_rng(seed).permutation(len(test))
+    if len(test) >= 2 * n:
+        a, b = test.images[order[:n]], test.images[order[n:2 * n]]
+        b_labels, split = test.labels[order[n:2 * n]], "test/test"
+    else:
+        train = load_dataset(dataset, "train", data_dir, h, c).take(n, seed=seed)
+        a, b, b_labels, split = test.images[order[:n]], train.images, train.labels, "test/train"
+    fb, pb = extractor.features_and_probs(_as_float_images(b))
+    out = compare_features(extractor(_as_float_images(a)), fb, pb, None if pb is None else b_labels, seed=seed)
+    out.update(extractor=extractor.name, extractor_accuracy=extractor.accuracy, n_samples=n, split=split,
+               dataset=dataset)
+    write_json(path, out)
+    return out

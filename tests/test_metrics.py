@@ -1,0 +1,373 @@
+"""Tests for ganlib.metrics: each metric against a textbook / brute-force reference, plus the evaluation path."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import linalg
+from scipy.ndimage import gaussian_filter
+from scipy.spatial.distance import cdist
+
+import ganlib.metrics as M
+from ganlib.data import load_dataset
+from ganlib.metrics import distances as D
+from ganlib.metrics import evaluate as E
+
+
+# ---------------------------------------------------------------------------------------------- references
+def textbook_fid(f1, f2):
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+
+def brute_mmd2(x, y):
+    m, d = len(x), x.shape[1]
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j)
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+    return (xx + yy) / (m * (m - 1)) - 2 * xy / m ** 2
+
+
+def brute_radii(x, k):
+    d = cdist(x, x)
+    return np.array([np.sort(np.delete(row, i))[k - 1] for i, row in enumerate(d)])
+
+
+def brute_precision_recall(real, fake, k):
+    rr, rf = brute_radii(real, k), brute_radii(fake, k)
+    precision = np.mean([any(np.linalg.norm(y - x) <= r for x, r in zip(real, rr)) for y in fake])
+    recall = np.mean([any(np.linalg.norm(x - y) <= r for y, r in zip(fake, rf)) for x in real])
+    return precision, recall
+
+
+def brute_density_coverage(real, fake, k):
+    r = brute_radii(real, k)
+    density = sum(np.linalg.norm(y - x) < ri for y in fake for x, ri in zip(real, r)) / (k * len(fake))
+    coverage = np.mean([min(np.linalg.norm(x - y) for y in fake) < ri for x, ri in zip(real, r)])
+    return density, coverage
+
+
+def two_samples(n1=300, n2=250, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(d, d))
+    return rng.normal(size=(n1, d)) @ mix, 1.3 * rng.normal(size=(n2, d)) @ mix + 0.4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    # The arrays here are small: one BLAS thread is as fast, and avoids spin-waiting threads (10x slowdowns)
+    # when other jobs share the machine's cores.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(params=[D._BLOCK_ELEMENTS, 1000], ids=["one-block", "many-blocks"])
+def block_size(request, monkeypatch):
+    monkeypatch.setattr(D, "_BLOCK_ELEMENTS", request.param)
+
+
+# ---------------------------------------------------------------------------------------------- FID
+def test_fid_matches_textbook_sqrtm():
+    rng = np.random.default_rng(1)
+    f1 = rng.normal(size=(600, 64)) @ rng.normal(size=(64, 64))
+    f2 = rng.standard_t(5, size=(500, 64)) @ rng.normal(size=(64, 64)) + 0.5
+    assert M.fid_from_features(f1, f2) == pytest.approx(textbook_fid(f1, f2), rel=1e-6)
+    assert M.fid_from_features(f1, f2) == pytest.approx(M.fid_from_features(f2, f1), rel=1e-9)
+    assert M.fid_from_features(f1, f1) == pytest.approx(0, abs=1e-6)
+
+
+def test_frechet_distance_of_known_gaussians():
+    # Diagonal covariances: FID = |mu1-mu2|^2 + sum (sqrt(a) - sqrt(b))^2.
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    expected = 5 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert M.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_fid_warns_when_fewer_samples_than_dimensions():
+    rng = np.random.default_rng(2)
+    with pytest.warns(UserWarning, match="fewer samples than dimensions"):
+        value = M.fid_from_features(rng.normal(size=(20, 50)), rng.normal(size=(20, 50)))
+    assert np.isfinite(value) and value > 0  # singular covariances still give a finite, real value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        M.fid_from_features(rng.normal(size=(60, 50)), rng.normal(size=(60, 50)))
+
+
+# ---------------------------------------------------------------------------------------------- KID
+def test_kid_matches_brute_force():
+    f1, f2 = two_samples(40, 35, d=6)
+    # subset_size larger than both sets: clamped to 35, drawn without replacement, in this order.
+    mean, std = M.kid(f1, f2, subsets=4, subset_size=1000, seed=3)
+    rng = np.random.default_rng(3)
+    expected = [brute_mmd2(f1[rng.choice(40, 35, replace=False)], f2[rng.choice(35, 35, replace=False)])
+                for _ in range(4)]
+    assert mean == pytest.approx(np.mean(expected), rel=1e-9)
+    assert std == pytest.approx(np.std(expected), rel=1e-6)
+    # Equal-size sets with subset_size >= n: the whole sets, once.
+    mean, std = M.kid(f1[:30], f2[:30], subset_size=50)
+    assert mean == pytest.approx(brute_mmd2(f1[:30], f2[:30]), rel=1e-9) and std == 0
+
+
+# ---------------------------------------------------------------------------------------------- PRDC
+def test_precision_recall_match_brute_force(block_size):
+    real, fake = two_samples()
+    for k in (1, 3, 5):
+        assert M.precision_recall(real, fake, k) == pytest.approx(brute_precision_recall(real, fake, k), abs=1e-12)
+
+
+def test_density_coverage_match_brute_force(block_size):
+    real, fake = two_samples()
+    for k in (2, 5):
+        assert M.density_coverage(real, fake, k) == pytest.approx(brute_density_coverage(real, fake, k), abs=1e-12)
+
+
+def test_radii_exclude_self_even_for_duplicates():
+    x = np.array([[0.0], [0.0], [1.0], [3.0]])
+    assert M.kth_neighbour_radii(x, 1).tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert M.kth_neighbour_radii(x, 2).tolist() == [1.0, 1.0, 1.0, 3.0]
+
+
+def test_identical_distributions_score_as_identical():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4))
+    assert M.fid_from_features(a, b) < 0.01
+    kid_mean, _ = M.kid(a, b, subsets=20, subset_size=1000)
+    assert abs(kid_mean) < 0.01  # sampling noise ~0.003 here; a shift by 1 below gives ~10
+    density, coverage = M.density_coverage(a, b, k=5)
+    assert density == pytest.approx(1.0, abs=0.05)
+    assert coverage == pytest.approx(1 - 2 ** -5, abs=0.015)
+    precision, recall = M.precision_recall(a, b)
+    assert precision > 0.9 and recall > 0.9
+    # and a shifted distribution is clearly worse on every metric
+    c = b + 1.0
+    assert M.fid_from_features(a, c) > 0.9 and M.kid(a, c, subsets=5)[0] > 1
+    assert M.density_coverage(a, c)[1] < 0.8
+
+
+# ---------------------------------------------------------------------------------------------- classifier scores
+def test_classifier_score_and_label_accuracy():
+    one_hot = np.eye(10)[np.arange(1000) % 10]
+    assert M.classifier_score(one_hot)[0] == pytest.approx(10, rel=1e-9)  # sharp and varied: the maximum
+    assert M.classifier_score(np.tile(one_hot[:1], (1000, 1)))[0] == pytest.approx(1)  # collapsed to one class
+    assert M.classifier_score(np.full((1000, 10), 0.1))[0] == pytest.approx(1)  # no confident class
+    p = np.random.default_rng(0).dirichlet(np.ones(4), size=200)
+    marginal = p.mean(0)
+    expected = np.exp(np.mean((p * np.log(p / marginal)).sum(1)))
+    assert M.classifier_score(p, splits=1)[0] == pytest.approx(expected, rel=1e-9)
+    assert M.label_accuracy(one_hot, np.arange(1000) % 10) == 1.0
+    assert M.label_accuracy(one_hot, (np.arange(1000) + 1) % 10) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- domain classifier
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("feature_nets")
+
+
+@pytest.fixture(scope="module")
+def digits_classifier(feature_cache):
+    return M.DomainClassifier("digits", cache=feature_cache)  # default settings: also what default_evaluator uses
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "train"), load_dataset("digits", "test")
+
+
+def test_domain_classifier_trains_caches_and_reloads(digits_classifier, feature_cache, digits):
+    clf = digits_classifier
+    assert clf.dim == 128 and clf.num_classes == 10
+    assert clf.accuracy > 0.9, clf.info  # a feature network that cannot tell digits apart is useless
+    assert json.loads(clf.info_path.read_text())["test_accuracy"] == clf.accuracy
+    feats, probs = clf.features_and_probs(digits[1].as_float())
+    assert feats.shape == (len(digits[1]), 128) and probs.shape == (len(digits[1]), 10)
+    np.testing.assert_allclose(clf(digits[1].as_float()), feats, rtol=1e-6)
+    mtime, trainings = clf.model_path.stat().st_mtime_ns, M.DomainClassifier.trainings
+    again = M.DomainClassifier("digits", cache=feature_cache)
+    assert not again.trained_now and M.DomainClassifier.trainings == trainings
+    assert again.model_path.stat().st_mtime_ns == mtime and again.accuracy == clf.accuracy
+    np.testing.assert_allclose(again(digits[1].as_float()), feats, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        clf(np.zeros((2, 28, 28, 1), np.float32))
+
+
+def test_domain_classifier_cache_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path / "env_cache"))
+    assert M.cache_dir() == tmp_path / "env_cache"
+    assert M.cache_dir(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("GANLIB_CACHE")
+    assert M.cache_dir() == Path.home() / ".cache" / "ganlib" / "feature_nets"
+
+
+def test_domain_classifier_training_is_seeded_and_leaves_global_rng_alone(tmp_path, digits):
+    import keras
+
+    def global_draws():
+        return np.random.rand(), float(keras.random.uniform(()))
+
+    keras.utils.set_random_seed(7)
+    expected = global_draws()
+    keras.utils.set_random_seed(7)
+    a = M.DomainClassifier("digits", cache=tmp_path / "a", epochs=2, max_train=400)
+    assert global_draws() == expected  # a GAN run must not depend on whether the classifier was cached
+    b = M.DomainClassifier("digits", cache=tmp_path / "b", epochs=2, max_train=400)
+    assert a.accuracy == b.accuracy
+    x = digits[1].as_float()[:50]
+    np.testing.assert_allclose(a(x), b(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fid_grows_with_corruption(digits_classifier, digits):
+    train, test = digits
+    reference = digits_classifier(train.as_float())
+    clean = test.as_float()
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(clean + s * rng.normal(size=clean.shape), -1, 1) for s in (0.0, 0.2, 0.5, 1.0)]
+    blurred = [gaussian_filter(clean, sigma=(0, s, s, 0)) for s in (0.0, 0.6, 1.0, 2.0)]
+    for series in (noisy, blurred):
+        fids = [M.fid_from_features(reference, digits_classifier(x)) for x in series]
+        assert all(a < b for a, b in zip(fids, fids[1:])), fids
+
+
+# ---------------------------------------------------------------------------------------------- InceptionV3
+def test_inception_missing_weights_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("GANLIB_INCEPTION_WEIGHTS", str(tmp_path / "nope.h5"))
+    with pytest.raises(M.InceptionWeightsNotFoundError) as err:
+        M.InceptionV3Features()
+    message = str(err.value)
+    assert str(tmp_path / "nope.h5") in message
+    assert str(tmp_path / "keras" / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5") in message
+    assert "GANLIB_INCEPTION_WEIGHTS" in message and "https://" in message
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        M.InceptionV3Features(weights=str(tmp_path / "missing.h5"))
+
+
+def test_inception_preprocessing_and_shapes():
+    net = M.InceptionV3Features(weights=None, batch_size=2)  # architecture only: no file, no download
+    assert net.name == "inception_v3_untrained"
+    grey = np.random.default_rng(0).uniform(-1, 1, (3, 28, 28, 1)).astype(np.float32)
+    x = np.asarray(net.preprocess(grey))
+    assert x.shape == (3, 299, 299, 3) and np.allclose(x[..., 0], x[..., 2])
+    assert x.min() >= -1.0001 and x.max() <= 1.0001  # bilinear keeps Inception's [-1, 1] range
+    rgba = np.concatenate([np.repeat(grey, 3, -1), np.ones_like(grey)], -1)
+    np.testing.assert_allclose(np.asarray(net.preprocess(rgba)), x, atol=1e-6)
+    feats, probs = net.features_and_probs(grey)
+    assert feats.shape == (3, 2048) and probs is None and np.isfinite(feats).all()
+
+
+# ---------------------------------------------------------------------------------------------- memorization
+def test_nearest_training_neighbours_find_exact_copies(digits_classifier, digits, tmp_path):
+    train = digits[0].images
+    rng = np.random.default_rng(0)
+    generated = np.concatenate([train[[17, 400]].astype(np.float32) / 127.5 - 1,
+                                rng.uniform(-1, 1, (3, 8, 8, 1)).astype(np.float32)])
+    idx, dist = M.nearest_training_neighbours(generated, train)
+    assert idx[:2].tolist() == [17, 400] and dist[:2].tolist() == [0.0, 0.0] and (dist[2:] > 1).all()
+    brute = cdist(generated.reshape(5, -1), (train.astype(np.float32) / 127.5 - 1).reshape(len(train), -1))
+    np.testing.assert_allclose(dist, brute.min(1), rtol=1e-9, atol=1e-9)
+    idx_f, dist_f = M.nearest_training_neighbours(generated, train, "feature", digits_classifier)
+    assert idx_f[:2].tolist() == [17, 400] and dist_f[:2].max() < 1e-3
+    fig = M.plot_neighbours(generated, train, idx, tmp_path / "neighbours.png", distances=dist)
+    assert (tmp_path / "neighbours.png").stat().st_size > 0
+    assert sum(ax.has_data() for ax in fig.axes) == 10  # 5 pairs of images
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    with pytest.raises(ValueError, match="extractor"):
+        M.nearest_training_neighbours(generated, train, "feature")
+
+
+def test_pairwise_distances_summary():
+    x = np.random.default_rng(0).normal(size=(30, 4, 4, 1))
+    d = M.pairwise_distances_summary(x)
+    assert d.shape == (30 * 29 // 2,)
+    full = cdist(x.reshape(30, -1), x.reshape(30, -1))
+    np.testing.assert_allclose(np.sort(d), np.sort(full[np.triu_indices(30, 1)]))
+    assert (M.pairwise_distances_summary(np.zeros((10, 3))) == 0).all()  # total collapse
+    assert M.pairwise_distances_summary(x, max_samples=10).shape == (45,)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def tiny_generator(conditional=True):
+    from ganlib import Config
+    from ganlib.models import build_models
+
+    config = Config(dataset="digits", filters=8, latent_dim=8, batch_size=32, conditional=conditional,
+                    metric_samples=200, epochs=1)
+    return config, build_models(config, (8, 8, 1), 10)[0]
+
+
+@pytest.fixture
+def use_cache(monkeypatch, feature_cache):
+    monkeypatch.setenv("GANLIB_CACHE", str(feature_cache))
+    monkeypatch.delenv("GANLIB_FEATURES", raising=False)
+    monkeypatch.setattr(E, "_EXTRACTORS", {})
+
+
+def test_default_evaluator_on_tiny_generator(use_cache, digits_classifier):
+    config, generator = tiny_generator()
+    trainings = M.DomainClassifier.trainings
+    evaluate = M.default_evaluator(config, 10)
+    assert M.DomainClassifier.trainings == trainings  # the cached network from the fixture
+    first = evaluate(generator)
+    real = evaluate.real_features
+    second = evaluate(generator)
+    assert evaluate.real_features is real  # real features extracted once
+    for key in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score",
+                "label_accuracy"):
+        assert isinstance(first[key], float) and np.isfinite(first[key]), key
+        assert first[key] == pytest.approx(second[key], rel=1e-6), key  # fixed latent points
+    assert first["n_samples"] == 200 and first["extractor"] == digits_classifier.name
+    assert first["extractor_accuracy"] == digits_classifier.accuracy
+    assert first["fid"] > 1  # an untrained generator is far from real digits
+    _, unconditional = tiny_generator(conditional=False)
+    result = M.evaluate_generator(unconditional, digits_classifier, load_dataset("digits", "test").images, n=100)
+    assert "label_accuracy" not in result and result["n_samples"] == 100
+    with pytest.raises(ValueError, match="unconditional"):
+        M.evaluate_generator(unconditional, digits_classifier, load_dataset("digits", "test").images, n=10,
+                             conditional=True)
+
+
+def test_evaluator_reports_nan_for_a_diverged_generator(digits_classifier):
+    import keras
+
+    inputs = keras.Input((4,))
+    broken = keras.Model(inputs, keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(inputs) * np.inf))
+    result = M.evaluate_generator(broken, digits_classifier, load_dataset("digits", "test").images, n=50)
+    assert np.isnan(result["fid"]) and np.isnan(result["classifier_score"])
+
+
+def test_real_vs_real_reference(digits_classifier, feature_cache):
+    ref = M.real_vs_real_reference("digits", n=150, cache=feature_cache)
+    assert ref["split"] == "test/test" and ref["n_samples"] == 150
+    assert ref["extractor"] == digits_classifier.name and ref["label_accuracy"] > 0.85
+    assert ref["precision"] > 0.5 and ref["coverage"] > 0.5
+    cached = list(feature_cache.glob("reference_*_n150_s0.json"))
+    assert len(cached) == 1
+    assert M.real_vs_real_reference("digits", n=150, cache=feature_cache) == ref
+    other = M.real_vs_real_reference("digits", n=300, cache=feature_cache)  # 360 test images < 600
+    assert other["split"] == "test/train"
+
+
+def test_training_logs_metrics_and_evaluate_run(use_cache, tmp_path):
+    from ganlib.run import train
+    from ganlib.rundir import RunDirectory
+
+    config = dict(dataset="digits", filters=8, latent_dim=8, batch_size=32, epochs=2, steps_per_epoch=2,
+                  metric_samples=150, metric_interval=1, sample_interval=2, checkpoint_interval=2)
+    summary = train(config, tmp_path / "run", verbose=0)
+    assert summary["status"] == "completed"
+    assert summary["final_metrics"]["n_samples"] == 150 and "fid" in summary["final_metrics"]
+    epochs = RunDirectory(tmp_path / "run").read_epochs()
+    assert "eval_fid" in epochs and epochs["eval_fid"].notna().all()
+    result = M.evaluate_run(tmp_path / "run", n=100)
+    saved = json.loads((tmp_path / "run" / "metrics" / "final_eval.json").read_text())
+    assert saved["n_samples"] == 100 and saved["fid"] == pytest.approx(result["fid"])
+    assert saved["model"] == "generator"
