@@ -194,10 +194,10 @@ class DomainClassifier(FeatureExtractor):
         self.trained_now = True
 
     def _load(self):
-        import keras
+        from ..rundir import load_keras_model
 
-        # safe_mode: loading a cached file never runs Python code from it.
-        self.model = keras.models.load_model(self.model_path, safe_mode=True, compile=False)
+        # Loading a cached file never runs Python code from it (safe mode, forced).
+        self.model = load_keras_model(self.model_path)
         self.info = read_json(self.info_path)
         self.accuracy = self.info["test_accuracy"]
         self.num_classes = int(self.model.outputs[1].shape[-1])
