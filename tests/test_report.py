@@ -1,0 +1,253 @@
+"""The report: Quarto project file, pages executed against a real tiny study, offline preview in Chromium.
+
+One module-scoped study (2 configurations x 2 seeds of tiny runs with metrics, plus one failing run) is trained
+in-process and gathered with analysis.gather; the preview is built once and every test inspects it.
+"""
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, tiny
+
+XSS = "lr=1e-3<script>alert(1)"  # a hostile variation name (also a valid directory name)
+DESCRIPTION = 'Does a larger learning rate help? <script>alert("description")</script> & <b>not bold</b>'
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _metrics_available() -> bool:
+    try:
+        import ganlib.metrics  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def make_study(out: Path) -> Path:
+    """A study in the layout of `analysis.sweep`, trained directly with ganlib.run.train (fast, in-process)."""
+    import nbformat
+
+    from ganlib.run import train
+
+    study_dir = out / "tiny"
+    metrics = dict(metric_samples=64, metric_interval=1) if _metrics_available() else dict(metric_samples=0)
+    configs = {"baseline": {}, XSS: {"lr": 1e-3}}
+    for variation, changes in configs.items():
+        for seed in (0, 1):
+            train(tiny(seed=seed, **metrics, **changes), study_dir / "runs" / variation / f"seed{seed}", verbose=0)
+    broken = tiny(dataset="folder", data_dir=str(out / "no <such> folder"), image_size=28, channels=1)
+    with pytest.raises(Exception):
+        train(broken, study_dir / "runs" / "broken" / "seed0", verbose=0)
+    for run in (study_dir / "runs").glob("*/seed*"):  # stand-ins for the executed notebooks papermill writes
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Train one GAN configuration"),
+                                             nbformat.v4.new_code_cell("print('trained')")])
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {run.parent.name}\n")]
+        nbformat.write(nb, run / "train.ipynb")
+    baseline = {k: v for k, v in tiny(**metrics).to_dict().items() if k != "seed"}
+    study = dict(name="tiny", description=DESCRIPTION, question="Is lr=1e-3 better than 2e-4 <really>?",
+                 baseline=baseline, seeds=[0, 1], primary_metric="final_fid", factors=["lr"],
+                 variations=[{"name": XSS, "lr": 1e-3},
+                             {"name": "broken", "dataset": "folder", "data_dir": broken.data_dir}])
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    from analysis.gather import gather
+
+    gather(study_dir)
+    return study_dir
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="module")
+def preview(study, tmp_path_factory):
+    from analysis import report
+
+    out = tmp_path_factory.mktemp("preview")
+    result = report.build(study, out)
+    return result
+
+
+def executed(preview, page):
+    import nbformat
+
+    return nbformat.read(preview["out"] / "_executed" / f"{page}.ipynb", as_version=4)
+
+
+def html_outputs(nb) -> str:
+    return "\n".join(o["data"]["text/html"] if isinstance(o["data"]["text/html"], str) else "".join(o["data"]["text/html"])
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                     if o.get("output_type") in ("display_data", "execute_result") and "text/html" in o.get("data", {}))
+
+
+def count_png(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def table_by_id(fragment: str, table_id: str) -> tuple:
+    """(header cells, rows of cells) of the table with this id, as (escaped) text."""
+    m = re.search(rf'<table[^>]*id="{table_id}".*?</table>', fragment, re.S)
+    assert m, f"table {table_id} missing"
+    head = [html.unescape(h) for h in re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", m.group(0))]
+    rows = [re.findall(r"<td(?:\s[^>]*)?>(.*?)</td>", r, re.S)
+            for r in re.findall(r"<tr(?:\s[^>]*)?>(.*?)</tr>", m.group(0), re.S)]
+    return head, [r for r in rows if r]
+
+
+# ----------------------------------------------------------------------------------------------- project files
+def test_quarto_yml_lists_every_page():
+    from analysis.report import parse_qmd, site_pages
+
+    config = yaml.safe_load((Path(ROOT) / "_quarto.yml").read_text())
+    assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
+    listed = {Path(item["href"]).name for item in config["website"]["navbar"]["left"]}
+    pages = {p.name for p in (Path(ROOT) / "reports").glob("*.qmd")}
+    assert pages and listed == pages
+    for _, qmd in site_pages():
+        meta, nb = parse_qmd(qmd.read_text())
+        assert meta.get("title")
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1 and "study_dir = " in params[0].source and "rolling_window = " in params[0].source
+
+
+def test_parse_qmd_chunks_and_options():
+    from analysis.report import inject_parameters, parse_qmd
+
+    text = ('---\ntitle: "T <x>"\n---\n\nIntro\n\n```{python}\n#| tags: [parameters]\na = 1\n```\n\nMiddle\n\n'
+            '```{python}\n#| eval: false\nskipped()\n```\n\n```{python}\n#| echo: false\nprint(a)\n```\nEnd\n')
+    meta, nb = parse_qmd(text)
+    assert meta["title"] == "T <x>"
+    kinds = [(c.cell_type, c.source) for c in nb.cells]
+    assert kinds[1:] == [("markdown", "Intro"), ("code", "a = 1"), ("markdown", "Middle"), ("code", "print(a)"),
+                         ("markdown", "End")]
+    inject_parameters(nb, {"a": "x'y"})
+    assert nb.cells[3].source.endswith("a = \"x'y\"") and nb.cells[3].metadata["tags"] == ["injected-parameters"]
+
+
+def test_missing_study_fails_with_instructions(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for target in (tmp_path / "nope", tmp_path / "empty"):
+        proc = subprocess.run([sys.executable, "-m", "analysis.report", str(target), "--out", str(tmp_path / "o")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "python -m analysis.sweep" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------- executed pages
+def test_pages_execute_without_errors(preview):
+    assert set(preview["pages"]) == {"index.html", "dynamics.html", "metrics.html", "statistics.html",
+                                     "gallery.html", "diagnostics.html", "runs.html"}
+    assert {p: e for p, e in preview["pages"].items() if e} == {}
+
+
+def test_overview(preview):
+    out = html_outputs(executed(preview, "index"))
+    head, rows = table_by_id(out, "design")
+    assert [r[0] for r in rows] == ["baseline", "lr=1e-3&lt;script&gt;alert(1)", "broken"]
+    assert "lr=0.001" in rows[1][1]
+    if _metrics_available():
+        head, rows = table_by_id(out, "ranking")
+        assert "median final_fid" in head and len(rows) == 3
+        assert "Best configuration by median final_fid" in out
+    assert "did not complete" in out and "&lt;such&gt;" in out  # the failed run's error, escaped
+    assert out.count('src="data:image/png;base64,') >= 2  # the best configuration's samples, both seeds
+
+
+def test_statistics_tables(preview):
+    if not _metrics_available():
+        pytest.skip("no metrics without ganlib.metrics")
+    out = html_outputs(executed(preview, "statistics"))
+    head, rows = table_by_id(out, "compare-baseline")
+    assert {"variation", "median baseline", "median variation", "Cliff's delta", "p", "p Holm", "p BH",
+            "significant", "reachable"} <= set(head)
+    assert sorted(r[0] for r in rows) == ["broken", "lr=1e-3&lt;script&gt;alert(1)"]
+    head, rows = table_by_id(out, "kruskal")
+    assert "p (permutation)" in head and len(rows) == 1
+    # 2 vs 2 seeds: significance is unreachable, and the page says so prominently
+    assert 'class="ganlib-callout danger"' in out and "unreachable" in out
+    assert "no detectable difference" in out  # summarize_in_words
+
+
+def test_figures_present(preview):
+    dynamics, metrics = executed(preview, "dynamics"), executed(preview, "metrics")
+    assert count_png(dynamics) >= 1 + _metrics_available()  # losses/accuracies, and FID curves
+    if _metrics_available():
+        assert count_png(metrics) >= 1
+        head, rows = table_by_id(html_outputs(metrics), "metric-summary")
+        assert {"fid", "kid", "best_fid"} <= set(head) and len(rows) == 3
+    gallery = html_outputs(executed(preview, "gallery"))
+    assert gallery.count('src="data:image/png;base64,') >= 4 + 2  # final grids of 4 runs + evolution
+    assert 'src="data:image/gif;base64,' in gallery
+    assert 'class="ganlib-traversal"' in gallery and 'type="range"' in gallery
+    frames = json.loads(re.search(r"frames = (\[.*?\]);", gallery).group(1))
+    assert len(frames) == 16 and all(f.startswith("data:image/png;base64,") for f in frames)
+    diagnostics = executed(preview, "diagnostics")
+    out = html_outputs(diagnostics)
+    head, rows = table_by_id(out, "unfinished")
+    assert [r[0] for r in rows] == ["broken/seed0"] and "failed" in rows[0][1] and "&lt;such&gt;" in rows[0][-1]
+    if _metrics_available():
+        assert count_png(diagnostics) >= 2  # nearest neighbours, diversity
+        table_by_id(out, "memorization")
+
+
+def test_runs_listing_links_notebooks(preview):
+    out = html_outputs(executed(preview, "runs"))
+    head, rows = table_by_id(out, "runs")
+    assert len(rows) == 5
+    links = re.findall(r'href="(notebooks/[^"]+)"', out)
+    assert len(links) == 5 and "notebooks/lr%3D1e-3%3Cscript%3Ealert%281%29/seed0.html" in links
+    from urllib.parse import unquote
+
+    for link in links:
+        assert (preview["out"] / unquote(link)).exists(), link
+
+
+def test_hostile_strings_are_escaped(preview):
+    for page in list(preview["out"].glob("*.html")) + list(preview["out"].glob("notebooks/*/*.html")):
+        text = page.read_text()
+        assert "<script>alert" not in text and "<b>not bold</b>" not in text and "<such>" not in text, page
+    index = (preview["out"] / "index.html").read_text()
+    assert "&lt;script&gt;alert(1)" in index and "&lt;b&gt;not bold&lt;/b&gt;" in index
+    assert re.search(r'&lt;script&gt;alert\((&quot;|")description', index)
+
+
+def test_preview_is_offline(preview):
+    for page in preview["out"].glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r'<script[^>]+src=', text), page  # no external (or any) script files
+        assert not re.search(r'<link[^>]+href="https?:', text) and "cdnjs" not in text, page
+        assert 'class="ganlib-nav"' in text and 'href="statistics.html"' in text
+
+
+# ----------------------------------------------------------------------------------------------- browser
+def chromium(args, tmp_path, timeout=90):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
+def test_pages_render_in_chromium(preview, tmp_path):
+    pages = sorted(preview["out"].glob("*.html")) + sorted(preview["out"].glob("notebooks/*/*.html"))[:1]
+    for page in pages:
+        dom = chromium(["--virtual-time-budget=3000", "--dump-dom", page.as_uri()], tmp_path).stdout
+        assert "</main>" in dom, page
+        # error outputs and stderr render as stderr output areas (a failed run's error in a table is fine)
+        assert "Traceback" not in dom and not re.search(r'<[^>]+data-mime-type="application/vnd.jupyter.stderr', dom), page
+        images = re.findall(r"<img\b[^>]*>", dom)
+        assert all('src="data:' in i for i in images), page  # embedded: nothing to fetch
+        assert images or page.name == "runs.html" or page.parent.parent.name == "notebooks", page
+        if page.name == "gallery.html":
+            assert 'data-frames="16"' in dom  # the slider's inline script ran, offline
+    for name in ("index", "statistics"):
+        shot = tmp_path / f"{name}.png"
+        chromium([f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars",
+                  (preview["out"] / f"{name}.html").as_uri()], tmp_path)
+        assert shot.exists() and shot.stat().st_size > 20_000
