@@ -637,8 +637,10 @@ def summarize_in_words(comparison_df: pd.DataFrame, metric: str | None = None,
     else:
         ref_n, oth_n, ref_m, oth_m = "n_baseline", "n_variation", "median_baseline", "median_variation"
     m = int(df["n_comparisons"].iloc[0])
-    first = (f"{m} pairwise comparisons" if pairwise else
-             f"{m} variations compared with baseline {df['baseline'].iloc[0]}")
+    noun = "comparison" if m == 1 else "comparisons"
+    first = (f"{m} pairwise {noun}" if pairwise else
+             f"{m} {'variation' if m == 1 else 'variations'} compared with the baseline "
+             f"({df['baseline'].iloc[0]!s})")
     out = [f"{first} on {label} ({'lower' if lib else 'higher'} is better); p-values are "
            f"Holm-adjusted over all {m} comparisons, alpha = {alpha:g}."]
     for r in df.to_dict("records"):
