@@ -8,17 +8,38 @@ from pathlib import Path
 from .config import Config, ConfigError
 
 
-def config_from_namespace(values: dict, extra=("run_dir",)):
-    """(Config, run_dir) from a notebook's parameters; unknown names (typos in `-p`) are an error."""
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(values) - known - set(extra))
+def check_parameters(values: dict, known, described: str = "") -> None:
+    """Refuse parameter names a notebook does not take: a typo in `-p name value` must not be silently ignored."""
+    known = set(known)
+    unknown = sorted(set(values) - known)
     if unknown:
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, known | set(extra), 1)
+            close = difflib.get_close_matches(name, known, 1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError("parameter", ", ".join(hints), "the parameters of this notebook (the fields of "
-                          "ganlib.Config plus " + ", ".join(extra) + ")")
+        raise ConfigError("parameter", ", ".join(hints),
+                          "the parameters of this notebook" + (f" ({described})" if described else
+                                                               ": " + ", ".join(sorted(known))))
+
+
+def finished_run_dir(run_dir, model: str = "generator", notebook: str = "notebooks/explore.py") -> str:
+    """`run_dir`, or the most recently finished run under runs/ when None; an error if it has no final model."""
+    if run_dir is None:
+        finished = sorted(Path("runs").glob(f"*/models/{model}.keras"), key=lambda p: p.stat().st_mtime)
+        run_dir = str(finished[-1].parent.parent) if finished else "runs/<none found>"
+    path = Path(run_dir) / "models" / f"{model}.keras"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No trained generator at {path}. Pass a completed run directory: `papermill {notebook} out.ipynb "
+            "-p run_dir runs/<name>` (train one with notebooks/train.py; final models are written when a run "
+            "completes).")
+    return str(run_dir)
+
+
+def config_from_namespace(values: dict, extra=("run_dir",)):
+    """(Config, run_dir) from a notebook's parameters; unknown names (typos in `-p`) are an error."""
+    known = {f.name for f in fields(Config)}
+    check_parameters(values, known | set(extra), "the fields of ganlib.Config plus " + ", ".join(extra))
     config = Config.from_dict({k: v for k, v in values.items() if k in known})
     run_dir = values.get("run_dir") or str(Path("runs") / f"{config.dataset}-{config.hash}")
     return config, run_dir

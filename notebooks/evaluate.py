@@ -35,21 +35,13 @@ space = "pixel"      # nearest neighbours in "pixel" or "feature" space
 output_dir = None    # None: <run_dir>/metrics
 
 # %%
-import difflib
+_given = {k: v for k, v in globals().items() if k not in _names_before_parameters and not k.startswith("_")}
 from pathlib import Path
 
-_known = ["run_dir", "n", "neighbours", "space", "output_dir"]
-_unknown = [k for k in set(globals()) - _names_before_parameters - {"_names_before_parameters"}
-            if not k.startswith("_") and k not in _known + ["difflib", "Path"]]
-if _unknown:  # a typo in `-p name value` would otherwise be silently ignored
-    raise NameError(f"unknown parameter(s) {_unknown}; this notebook takes {_known}"
-                    + "".join(f" (did you mean {difflib.get_close_matches(k, _known, 1)}?)" for k in _unknown))
-if run_dir is None:
-    _finished = sorted(Path("runs").glob("*/models/generator.keras"), key=lambda p: p.stat().st_mtime)
-    run_dir = str(_finished[-1].parent.parent) if _finished else "runs/<none found>"
-if not (Path(run_dir) / "models" / "generator.keras").exists():
-    raise FileNotFoundError(f"No trained generator in {run_dir}/models. Pass a completed run directory: "
-                            "`papermill notebooks/evaluate.py out.ipynb -p run_dir runs/<name>`.")
+from ganlib.notebook_support import check_parameters, finished_run_dir
+
+check_parameters(_given, ["run_dir", "n", "neighbours", "space", "output_dir"])
+run_dir = finished_run_dir(run_dir, notebook="notebooks/evaluate.py")
 output_dir = Path(output_dir or Path(run_dir) / "metrics")
 output_dir.mkdir(parents=True, exist_ok=True)
 

@@ -30,23 +30,13 @@ window = 20           # rolling mean over this many training steps in the per-ba
 output_dir = None     # None: explore/<run name>
 
 # %%
-import difflib
+_given = {k: v for k, v in globals().items() if k not in _names_before_parameters and not k.startswith("_")}
 from pathlib import Path
 
-_known = ["run_dir", "model", "text", "variation", "seed", "window", "output_dir"]
-_unknown = [k for k in set(globals()) - _names_before_parameters - {"_names_before_parameters"}
-            if not k.startswith("_") and k not in _known + ["difflib", "Path"]]
-if _unknown:  # a typo in `-p name value` would otherwise be silently ignored
-    raise NameError(f"unknown parameter(s) {_unknown}; this notebook takes {_known}"
-                    + "".join(f" (did you mean {difflib.get_close_matches(k, _known, 1)}?)" for k in _unknown))
-if run_dir is None:
-    _finished = sorted(Path("runs").glob(f"*/models/{model}.keras"), key=lambda p: p.stat().st_mtime)
-    run_dir = str(_finished[-1].parent.parent) if _finished else "runs/<none found>"
-if not (Path(run_dir) / "models" / f"{model}.keras").exists():
-    raise FileNotFoundError(
-        f"No trained generator at {Path(run_dir) / 'models' / (model + '.keras')}. Pass a completed run directory: "
-        "`papermill notebooks/explore.py out.ipynb -p run_dir runs/<name>` (train one with notebooks/train.py; "
-        "the final models are written when a run completes).")
+from ganlib.notebook_support import check_parameters, finished_run_dir
+
+check_parameters(_given, ["run_dir", "model", "text", "variation", "seed", "window", "output_dir"])
+run_dir = finished_run_dir(run_dir, model, notebook="notebooks/explore.py")
 output_dir = Path(output_dir or Path("explore") / Path(run_dir).resolve().name)
 output_dir.mkdir(parents=True, exist_ok=True)
 print(f"run {run_dir}; outputs in {output_dir}")
