@@ -55,6 +55,7 @@ class StubGenerator:
         z, label = SimpleNamespace(shape=(None, latent_dim)), SimpleNamespace(shape=(None,))
         self.input = [z, label] if conditional else z
         self.output = SimpleNamespace(shape=(None, size, size, 1))
+        self.outputs = [self.output]  # like keras.Model (MSG-GAN generators have several)
         self.layers = [SimpleNamespace(input_dim=classes)]
         self.size, self.classes, self.calls = size, classes, []
 
