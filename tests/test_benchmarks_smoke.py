@@ -1,0 +1,103 @@
+"""The benchmarks must keep running: each in its tiny --quick mode (no timing assertions), plus their helpers."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def test_flop_count_matches_a_hand_count():
+    import bench_train
+
+    g, d, gan = bench_train.reference_models((28, 28, 1), 10, "float32")
+    # generator per image: dense 100->6272, label dense 50->49, two 4x4 transposed convs (7x7x129 -> 14x14x128,
+    # 14x14x128 -> 28x28x128) and the 7x7 output conv (28x28x128 -> 28x28x1); FLOPs = 2 x multiply-adds
+    hand_g = 2 * (100 * 6272 + 50 * 49 + 7 * 7 * 16 * 129 * 128 + 14 * 14 * 16 * 128 * 128 + 28 * 28 * 49 * 128)
+    hand_d = 2 * (50 * 784 + 14 * 14 * 9 * 2 * 128 + 7 * 7 * 9 * 128 * 128 + 6272)
+    assert bench_train.forward_flops(g) == hand_g
+    assert bench_train.forward_flops(d) == hand_d
+    flops = bench_train.step_flops(g, d, batch=1)
+    assert flops["reference"] - flops["ganlib"] == hand_g  # the tutorial generates the fakes twice
+
+
+def test_reference_updates_the_right_networks():
+    import numpy as np
+
+    import bench_train
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)
+    ref = bench_train.ReferenceGAN(images, rng.integers(0, 10, 256).astype(np.int32), 10, "float32")
+    g0, d0 = [w.copy() for w in ref.g_model.get_weights()], [w.copy() for w in ref.d_model.get_weights()]
+    ref.step(n=16)
+    assert all(not np.allclose(a, b) for a, b in zip(g0, ref.g_model.get_weights()))
+    assert all(not np.allclose(a, b) for a, b in zip(d0, ref.d_model.get_weights()))
+    d1 = [w.copy() for w in ref.d_model.get_weights()]
+    ref.d_model.trainable = False
+    ref.gan_model.train_on_batch(list(ref.latent_points(16)), np.ones((16, 1), "float32"))
+    assert all(np.allclose(a, b) for a, b in zip(d1, ref.d_model.get_weights()))  # D frozen in the combined model
+
+
+def test_synthetic_study_is_read_by_gather(tmp_path):
+    import bench_memory
+    from analysis.gather import gather
+
+    facts = bench_memory.write_synthetic_study(tmp_path, runs=6, steps=40, epochs=4, variations=3)
+    assert facts["batch_rows"] == 6 * 40
+    tables = gather(tmp_path, save=False, window=5)
+    assert len(tables.runs) == 6 and (tables.runs["status"] == "completed").all()
+    assert tables.runs["read_error"].isna().all()
+    assert len(tables.epochs) == 6 * 4 and len(tables.stability) == 6
+
+
+@pytest.mark.slow
+def test_run_all_quick(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    train = json.loads((tmp_path / "train.json").read_text())
+    assert {"ganlib float32", "reference float32", "ganlib mixed_bfloat16", "reference mixed_bfloat16"} \
+        <= set(train["images_per_second"])
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert len(study["table"]) == 2
+    memory = json.loads((tmp_path / "memory.json").read_text())
+    assert memory["train"]["peak_rss_mib"] > 0 and len(memory["table"]) == 2
+    assert "summary" in proc.stdout
+
+
+@pytest.mark.parametrize("kernel,cout,padding", [(7, 1, "SAME"), (4, 3, "SAME"), (3, 2, "VALID")])
+def test_proposed_output_conv_matches_conv2d(kernel, cout, padding):
+    import numpy as np
+    import tensorflow as tf
+
+    from probe_output_conv import depthwise_sum_conv
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((3, 9, 10, 5)), tf.float32)
+    k = tf.Variable(rng.standard_normal((kernel, kernel, 5, cout)) * 0.1, dtype=tf.float32)
+    dy = tf.constant(rng.standard_normal((3, *tf.nn.conv2d(x, k, 1, padding).shape[1:])), tf.float32)
+    grads = []
+    for fn in (lambda a, b: tf.nn.conv2d(a, b, 1, padding), lambda a, b: depthwise_sum_conv(a, b, padding)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x, k)
+        grads.append((y, *tape.gradient(y, [x, k], output_gradients=dy)))
+    for expected, got in zip(*grads):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_output_conv_probe_quick(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "probe_output_conv.py"), "--quick",
+                           "--json", str(tmp_path / "p.json")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["checks"]["float32"]["max_relative_gradient_diff"] < 1e-4
