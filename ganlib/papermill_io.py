@@ -23,14 +23,11 @@ def _fallback_handler(path):
     """The handler papermill would choose without us (first matching non-empty prefix, else 'local')."""
     from papermill.iorw import papermill_io
 
-    local = None
-    for scheme, handler in reversed(papermill_io._handlers):  # registration order; papermill checks LIFO
-        if scheme == "local":
-            local = handler
     for scheme, handler in papermill_io._handlers:
         if scheme and scheme not in ("local", "jupytext") and isinstance(path, str) and path.startswith(scheme):
             return handler
-    return local
+    # Like papermill: the first 'local' ever registered (the list is LIFO, so the last 'local' entry in it).
+    return next(handler for scheme, handler in reversed(papermill_io._handlers) if scheme == "local")
 
 
 class JupytextHandler:
