@@ -242,6 +242,18 @@ class StudyData:
     def completed(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] == "completed"]
 
+    @property
+    def did_not_learn(self) -> pd.DataFrame:
+        """Completed runs whose verdict (ganlib.verdict) says they did not learn."""
+        done = self.completed
+        return done[done["verdict"] == "did_not_learn"] if "verdict" in done else done.iloc[:0]
+
+    @property
+    def learned(self) -> pd.DataFrame:
+        """Completed runs that may be ranked: all but those that did not learn."""
+        done = self.completed
+        return done[done["verdict"] != "did_not_learn"] if "verdict" in done else done
+
     def run_dir(self, variation, seed) -> Path:
         """The run's directory inside this study folder (so a moved study still finds its runs)."""
         local = self.dir / "runs" / str(variation) / f"seed{int(seed)}"
@@ -268,7 +280,8 @@ class StudyData:
         return load_batches(self.dir)
 
     def ranking(self, metric: Optional[str] = None) -> pd.DataFrame:
-        """Per variation: runs, completed runs, median of `metric` with a bootstrap CI; best first."""
+        """Per variation: runs, completed runs, runs that did not learn, and the median of `metric` with a
+        bootstrap CI over the runs that learned (runs that did not learn are never ranked as results); best first."""
         from analysis.stats import bootstrap_median_ci
 
         metric = metric or self.primary_metric
@@ -276,9 +289,11 @@ class StudyData:
         for v in self.variations:
             runs = self.runs[self.runs["variation"] == v]
             done = runs[runs["status"] == "completed"]
-            values = pd.to_numeric(done[metric], errors="coerce") if metric in done else pd.Series(dtype=float)
+            ok = done[done["verdict"] != "did_not_learn"] if "verdict" in done else done
+            values = pd.to_numeric(ok[metric], errors="coerce") if metric in ok else pd.Series(dtype=float)
             ci = bootstrap_median_ci(values.to_numpy(float))
-            rows.append({"variation": v, "runs": len(runs), "completed": len(done), "median": ci["median"],
+            rows.append({"variation": v, "runs": len(runs), "completed": len(done),
+                         "did not learn": len(done) - len(ok), "median": ci["median"],
                          "ci_low": ci["ci_low"], "ci_high": ci["ci_high"]})
         df = pd.DataFrame(rows)
         df["_key"] = df["median"] if lower_is_better(metric) else -df["median"]
@@ -289,8 +304,11 @@ class StudyData:
         metric = metric or self.primary_metric
         if not self.has_metric(metric):
             return None
-        variation = self.ranking(metric)["variation"].iloc[0]
-        runs = self.completed[self.completed["variation"] == variation].dropna(subset=[metric])
+        top = self.ranking(metric).iloc[0]
+        if pd.isna(top["median"]):
+            return None  # no run that learned has a value
+        variation = top["variation"]
+        runs = self.learned[self.learned["variation"] == variation].dropna(subset=[metric])
         r = runs.sort_values(metric, ascending=lower_is_better(metric)).iloc[0]
         return {"variation": variation, "seed": int(r["seed"]), "value": float(r[metric])}
 
@@ -309,10 +327,25 @@ def status_counts(runs: pd.DataFrame) -> str:
 
 
 def page_header(study: StudyData) -> str:
-    """The style sheet and one line saying which study this page reports."""
+    """The style sheet, one line saying which study this page reports, and the runs that did not learn."""
     return CSS + (f'<p class="ganlib-study" style="color:#444">Study <b>{esc(study.name)}</b> · '
                   f"{len(study.variations)} configurations × {len(study.seeds)} seeds · {len(study.runs)} runs "
-                  f"({esc(status_counts(study.runs))}) · <code>{esc(study.dir)}</code></p>")
+                  f"({esc(status_counts(study.runs))}) · <code>{esc(study.dir)}</code></p>") + verdict_callout(study)
+
+
+def verdict_callout(study: StudyData) -> str:
+    """A prominent warning listing the completed runs that did not learn ("" when there are none)."""
+    bad = study.did_not_learn
+    if bad.empty:
+        return ""
+    items = [f"{r.run_id}: {r.verdict_reasons}" for r in bad.head(12).itertuples()]
+    if len(bad) > 12:
+        items.append(f"… and {len(bad) - 12} more (see Runs)")
+    return callout(f"{len(bad)} of {len(study.completed)} completed runs did not learn", items, "danger",
+                   "Their samples are no better than an untrained generator's by the checks of ganlib.verdict. "
+                   "Rankings and 'best' picks leave them out; the statistical tests still include their metric "
+                   "values (failing to learn is part of what a configuration does), so read a verdict about "
+                   "configurations that mostly failed as a verdict about failures.")
 
 
 def extractor_callout(study: StudyData) -> str:

@@ -97,6 +97,12 @@ def read_run(info: dict):
     final = summary.get("final_metrics") or {}
     row.update({f"final_{k}": float(v) for k, v in final.items() if _number(v)})
     row["extractor"] = final.get("extractor")
+    row["verdict"] = summary.get("verdict")  # ganlib.verdict: learned, did_not_learn, unverified (None: older runs)
+    row["verdict_reasons"] = "; ".join(summary.get("verdict_reasons") or []) or None
+    row["precision_used"] = summary.get("precision")
+    untrained = summary.get("untrained_metrics") or {}
+    row.update({f"untrained_{k}": float(v) for k, v in untrained.items() if k in ("fid", "label_accuracy")
+                and _number(v)})
     best = (np.nan, np.nan)
     if epochs is not None and "eval_fid" in epochs and epochs["eval_fid"].notna().any():
         i = epochs["eval_fid"].astype(float).idxmin()

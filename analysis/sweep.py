@@ -29,14 +29,22 @@ THREAD_ENV = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREA
               "OPENBLAS_NUM_THREADS")
 
 
-def read_status(run_dir) -> Optional[str]:
-    """The status in a run's summary.json; None when there is none (or it cannot be read)."""
+def _summary_field(run_dir, key: str) -> Optional[str]:
+    """A field of a run's summary.json; None when there is none (or it cannot be read)."""
     from ganlib.rundir import RunDirectory
 
     try:
-        return RunDirectory(run_dir).read_summary().get("status")
-    except Exception:
+        return RunDirectory(run_dir).read_summary().get(key)
+    except Exception:  # unreadable summaries are reported as such by gather
         return None
+
+
+def read_status(run_dir) -> Optional[str]:
+    return _summary_field(run_dir, "status")
+
+
+def _verdict(run_dir) -> Optional[str]:
+    return _summary_field(run_dir, "verdict")
 
 
 def _kernel_manager_class(env: dict, log):
@@ -49,6 +57,16 @@ def _kernel_manager_class(env: dict, log):
             return await super().start_kernel(**{"env": env, "stdout": log, "stderr": log, **kw})
 
     return KernelManager
+
+
+def run_line(run_id: str, result: dict) -> str:
+    """The runner's line for a finished run: status, time, error, and loudly a run that did not learn."""
+    line = (f"{run_id}: {result['status']}"
+            + (f" in {result['seconds']:.0f}s" if result.get("trained") else " (not trained)")
+            + (f" - {result['error']}" if result.get("error") else ""))
+    if result.get("verdict") == "did_not_learn":
+        line += " - DID NOT LEARN: " + "; ".join(result.get("verdict_reasons") or [])
+    return line
 
 
 def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, notebook: Optional[str] = None) -> dict:
@@ -70,7 +88,9 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
     try:
         status = read_status(run_dir)
         if status in FINISHED:  # finished since it was planned (e.g. by another runner)
-            return {**result, "status": status}
+            done = RunDirectory(run_dir).read_summary()
+            return {**result, "status": status, "verdict": done.get("verdict"),
+                    "verdict_reasons": done.get("verdict_reasons")}
         import papermill
 
         env = {**os.environ, **{k: str(threads) for k in THREAD_ENV}}  # limit every thread pool of the kernel
@@ -97,7 +117,8 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
                                          traceback=details)
         return {**result, "status": summary.get("status") or "failed", "error": summary.get("error") or error,
                 "seconds": round(time.perf_counter() - started, 1), "trained": True,
-                "attempts": summary.get("attempts")}
+                "attempts": summary.get("attempts"), "verdict": summary.get("verdict"),
+                "verdict_reasons": summary.get("verdict_reasons")}
     finally:
         lock.release()
 
@@ -196,9 +217,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
                     except Exception as e:  # the worker itself died (KilledWorker), ...
                         result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": 0.0}
                     results[run.run_id] = result
-                    tqdm.write(f"{run.run_id}: {result['status']}"
-                               + (f" in {result['seconds']:.0f}s" if result.get("trained") else " (not trained)")
-                               + (f" - {result['error']}" if result.get("error") else ""), file=sys.stderr)
+                    tqdm.write(run_line(run.run_id, result), file=sys.stderr)
                     bar.update()
 
     final = {run.run_id: read_status(d) for run, d, _ in runs}
@@ -214,6 +233,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         "failed": {k: (results.get(k) or {}).get("error") or _error(study_dir / "runs" / k)
                    for k, s in final.items() if s == "failed"},
         "busy": sorted(k for k, r in results.items() if r["status"] == "busy"),
+        "did_not_learn": sorted(k for k, d in ((run.run_id, d) for run, d, _ in runs) if _verdict(d) == "did_not_learn"),
         "runs": {k: {"status": s, **{f: results.get(k, {}).get(f) for f in ("error", "seconds", "trained")}}
                  for k, s in final.items()},
     }
@@ -229,6 +249,9 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
           + (f"; {len(summary['busy'])} in progress in another runner" if summary["busy"] else ""))
     for run_id, error in summary["failed"].items():
         print(f"  FAILED {run_id}: {error}")
+    if summary["did_not_learn"]:
+        print(f"  DID NOT LEARN ({len(summary['did_not_learn'])} of {len(runs)} runs; the report does not rank "
+              f"them as results): {', '.join(summary['did_not_learn'])}")
     print(f"summary: {study_dir / 'study_summary.json'}; tables: {study_dir / 'tables'}")
     return 1 if summary["failed"] else 0
 

@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other, and print the headline figures and ratios at the end.
 
-    python -m benchmarks                      # all of them (~10 minutes on 2 idle cores)
+    python -m benchmarks                      # all of them (~20 minutes on 2 idle cores)
     python -m benchmarks --quick              # each in its tiny smoke mode (figures mean nothing)
     python -m benchmarks --only train,memory  # some of them
     python -m benchmarks --only output_conv   # the probe behind the proposed output-layer change (not in "all")
@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ("train", "study", "metrics", "memory")  # run by default
+ORDER = ("train", "study", "metrics", "memory", "quality")  # run by default
 EXTRA = ("output_conv",)  # run only when named with --only (the investigation behind a proposed change)
 SCRIPTS = {"output_conv": "probe_output_conv.py"}
 
@@ -87,6 +87,12 @@ def headline(name: str, result: dict) -> list:
                 if variant in r:
                     lines.append(f"{precision:15s} g_image rewritten ({variant}): train_step speed-up "
                                  f"{median(r[variant]['speedup']):.2f}")
+    elif name == "quality":
+        lines.append(f"target: the tutorial loop's final median FID {result['target_fid']:.2f} at "
+                     f"{result['tutorial_cpu_s']:.0f} CPU-s")
+        for row in result.get("table", []):
+            lines.append(f"{row['variant']:14s} FID {row['FID']:20s} label acc {row['label acc']:22s} "
+                         f"CPU-s to reach target: {row['CPU s to reach']} (ratio {row['ratio to tutorial']})")
     elif name == "memory":
         train = result.get("train")
         if train:

@@ -143,7 +143,7 @@ class ReferenceGAN:
 def ganlib_config(precision):
     from ganlib import Config
 
-    return Config(dataset="fashion_mnist", model="dcgan", conditional=True, latent_dim=LATENT,
+    return Config(recipe="tutorial", dataset="fashion_mnist", model="dcgan", conditional=True, latent_dim=LATENT,
                   embedding_dim=EMBEDDING, filters=FILTERS, depth=2, filter_growth=1.0, upsampling="transpose",
                   leaky_slope=0.2, dropout=0.4, norm="none", loss="bce", optimizer="adam", lr=2e-4, beta1=0.5,
                   batch_size=BATCH, precision=precision, metric_samples=0)
@@ -313,8 +313,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=20, help="alternating repetitions per variant")
     parser.add_argument("--steps", type=int, default=1, help="training steps per variant per repetition")
-    parser.add_argument("--proposed-output-conv", action="store_true", help="ganlib with the proposed g_image "
-                        "change applied (benchmarks/probe_output_conv.py, README 'Recommended change')")
+    parser.add_argument("--plain-output-conv", action="store_true", help="ganlib with its g_image layer computed "
+                        "as a plain Conv2D, as before ganlib.layers.OutputConv2D (benchmarks/probe_output_conv.py)")
     parser.add_argument("--fit", action="store_true", help="time ganlib through a whole `GANTrainer.fit` call "
                         "per repetition (use with --steps >= 2) instead of single calls of fit's train function")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
@@ -340,17 +340,15 @@ def main(argv=None) -> int:
     print(f"bench_train: {data.name} ({len(data)} images from {data.source}), batch {BATCH}, "
           f"{args.reps} reps x {args.steps} steps per variant after {args.warmup} warm-up steps, ganlib timed "
           f"through {'GANTrainer.fit' if args.fit else 'the train function of GANTrainer.fit'}"
-          f"{' WITH THE PROPOSED g_image CHANGE' if args.proposed_output_conv else ''}; "
+          f"{' with g_image as a plain Conv2D' if args.plain_output_conv else ''}; "
           f"TF threads intra={tf.config.threading.get_intra_op_parallelism_threads()} (0 = all cores)")
 
     precisions = [p for p in args.precisions.split(",") if p]
     variants = {}
     for p in precisions:
         variants[("ganlib", p)] = GanlibGAN(data, p, use_fit=args.fit)
-        if args.proposed_output_conv:
-            from probe_output_conv import patch_output_conv
-
-            patch_output_conv(variants[("ganlib", p)].generator)
+        if args.plain_output_conv:
+            variants[("ganlib", p)].generator.get_layer("g_image").fast = False
         variants[("reference", p)] = ReferenceGAN(data.images, data.labels, data.num_classes, p,
                                                   predict_batch=args.predict_batch)
     g_params = {k: v.generator.count_params() if k[0] == "ganlib" else v.g_model.count_params()

@@ -12,7 +12,8 @@ forward time. Computing it as a depthwise convolution summed over input channels
    outputs and gradients checked to agree), float32 and mixed_bfloat16, interleaved in one process; median ms per
    step and per-repetition ratios.
 
-Not part of `python -m benchmarks`: it measures a proposal, see README.md ("Recommended change").
+Not part of `python -m benchmarks`. The change is applied in ganlib (`ganlib.layers.OutputConv2D`); this probe
+compares it with the plain Conv2D it replaced (README.md, "The generator's output convolution").
 """
 from __future__ import annotations
 
@@ -30,51 +31,23 @@ quiet_tensorflow()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from ganlib.layers import depthwise_sum_conv  # noqa: E402
+
 BATCH = 128
 
 
-def depthwise_sum_conv(inputs, kernel, padding="SAME", fast_kernel_grad=True):
-    """conv2d(inputs, kernel) with stride 1, NHWC, "SAME" or "VALID", for kernels with few output channels.
-
-    TensorFlow's CPU conv2d and its kernel gradient (Conv2DBackpropFilter) are slow when there are 1-4 output
-    channels. Same numbers, faster:
-    forward: a depthwise convolution (channel multiplier = output channels) summed over the input channels;
-    input gradient: TensorFlow's Conv2DBackpropInput (already fast for this shape);
-    kernel gradient (fast_kernel_grad): the correlation of the (padded) input with the output gradient, done as a
-    depthwise convolution over the batch: input (C, H+kh-1, W+kw-1, N) with filter (H, W, N, cout), VALID, summed
-    over N. Otherwise TensorFlow's Conv2DBackpropFilter.
-    """
-    @tf.custom_gradient
-    def op(x, k):
-        kh, kw, cin, cout = k.shape
-        y = tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], padding)
-        shape = tf.shape(y)
-        y = tf.reduce_sum(tf.reshape(y, tf.concat([shape[:3], [cin, cout]], 0)), axis=-2)
-
-        def grad(dy):
-            gx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy,
-                                                strides=[1, 1, 1, 1], padding=padding)
-            if not fast_kernel_grad:
-                gk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k), out_backprop=dy,
-                                                     strides=[1, 1, 1, 1], padding=padding)
-                return gx, gk
-            xp = x
-            if padding == "SAME":  # TF's SAME padding for stride 1: (k-1)//2 before, the rest after
-                xp = tf.pad(x, [[0, 0], [(kh - 1) // 2, kh - 1 - (kh - 1) // 2],
-                                [(kw - 1) // 2, kw - 1 - (kw - 1) // 2], [0, 0]])
-            g = tf.nn.depthwise_conv2d(tf.transpose(xp, (3, 1, 2, 0)), tf.transpose(dy, (1, 2, 0, 3)),
-                                       [1, 1, 1, 1], "VALID")  # (cin, kh, kw, N * cout)
-            g = tf.reduce_sum(tf.reshape(g, (cin, kh, kw, -1, cout)), axis=3)
-            return gx, tf.transpose(g, (1, 2, 0, 3))
-        return y, grad
-    return op(inputs, tf.convert_to_tensor(kernel))
-
-
-def patch_output_conv(generator, fast_kernel_grad=True):
-    """Make the generator's `g_image` layer use depthwise_sum_conv (what the proposed OutputConv2D does)."""
+def patch_output_conv(generator, mode="full"):
+    """Set how the generator's `g_image` layer (ganlib's OutputConv2D) computes: "plain" (TensorFlow's Conv2D,
+    what ganlib built before the change), "forward" (depthwise+sum forward, TensorFlow's kernel gradient) or
+    "full" (forward and kernel gradient rewritten: ganlib's default)."""
     layer = generator.get_layer("g_image")
-    layer.convolution_op = types.MethodType(
-        lambda self, x, k: depthwise_sum_conv(x, k, self.padding.upper(), fast_kernel_grad), layer)
+    if mode == "plain":
+        layer.fast = False
+    elif mode == "forward":
+        layer.convolution_op = types.MethodType(
+            lambda self, x, k: depthwise_sum_conv(x, k, self.padding.upper(), fast_kernel_grad=False), layer)
+    else:
+        layer.fast = True
 
 
 def timed(fn, reps):
@@ -142,8 +115,9 @@ def step_probe(data, reps, precisions):
         for other in (fast, fwd_only):
             other.generator.set_weights(base.generator.get_weights())
             other.discriminator.set_weights(base.discriminator.get_weights())
-        patch_output_conv(fast.generator)
-        patch_output_conv(fwd_only.generator, fast_kernel_grad=False)
+        patch_output_conv(base.generator, "plain")
+        patch_output_conv(fast.generator, "full")
+        patch_output_conv(fwd_only.generator, "forward")
         z = tf.random.normal((16, bench_train.LATENT))
         lab = tf.constant(np.arange(16) % data.num_classes, tf.int32)
         with tf.GradientTape(persistent=True) as tape:
@@ -155,7 +129,7 @@ def step_probe(data, reps, precisions):
                         / (tf.reduce_max(tf.abs(tf.cast(a, "float32"))) + 1e-12)) for a, b in zip(ga, gb))
         checks[p] = {"max_output_diff": float(tf.reduce_max(tf.abs(ya - yb))), "max_relative_gradient_diff": rel}
         print(f"  {p}: max |output diff| {checks[p]['max_output_diff']:.1e}, max relative gradient diff {rel:.1e}")
-        for name, side in (("as built", base), ("forward only", fwd_only), ("forward + kernel gradient", fast)):
+        for name, side in (("plain Conv2D", base), ("forward only", fwd_only), ("forward + kernel gradient", fast)):
             tr = side.trainer
             fns[(p, name)] = tf.function(lambda tr=tr: tr.train_step((images, labels))["d_loss"], autograph=False)
     for fn in fns.values():
@@ -172,13 +146,13 @@ def step_probe(data, reps, precisions):
             cpu[k].append(time.process_time() - start_cpu)
     result = {}
     for p in precisions:
-        a = times[(p, "as built")]
-        result[p] = {"as_built_ms": median(a) * 1000}
-        print(f"  {p:15s} train_step as built {median(a) * 1000:6.0f} ms")
+        a = times[(p, "plain Conv2D")]
+        result[p] = {"plain_conv_ms": median(a) * 1000}
+        print(f"  {p:15s} train_step, plain Conv2D {median(a) * 1000:6.0f} ms")
         for name in ("forward only", "forward + kernel gradient"):
             b = times[(p, name)]
             ratio = [x / y for x, y in zip(a, b)]
-            cpu_ratio = [x / y for x, y in zip(cpu[(p, "as built")], cpu[(p, name)])]
+            cpu_ratio = [x / y for x, y in zip(cpu[(p, "plain Conv2D")], cpu[(p, name)])]
             result[p][name] = {"ms": median(b) * 1000, "speedup": ratio, "cpu_time_speedup": cpu_ratio}
             print(f"  {p:15s} g_image rewritten, {name:26s} {median(b) * 1000:6.0f} ms: speed-up {spread(ratio)} "
                   f"wall, {spread(cpu_ratio)} CPU time (per repetition: median [min-max])")

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from .recipes import DEFAULT_RECIPE, RECIPE_FIELDS, RECIPES, recipe_values
+
 DATASETS = {
     # name: (train size, native image size, native channels, number of classes)
     "fashion_mnist": (60000, 28, 1, 10),
@@ -28,10 +30,13 @@ MODELS = ("dcgan", "mlp", "msggan")
 LOSSES = ("bce", "minimax", "wgan", "wgan_gp", "hinge", "lsgan")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 UPSAMPLINGS = ("transpose", "upsample")
 LR_SCHEDULES = ("constant", "linear_decay", "cosine")
 CHANNELS = (1, 3, 4)
+D_CONDITIONINGS = ("concat", "projection")
+# Fields added after runs were made: left out of the hash at the value that runs made before them trained with.
+HASH_OMITTED_AT = {"d_conditioning": "concat"}
 
 # Fields that may be left as None and then take the shared value named here.
 SHARED_DEFAULTS = {
@@ -67,55 +72,58 @@ class Config:
     image_size: Optional[int] = None  # None: the dataset's native size; else images are resized
     channels: Optional[int] = None  # None: the dataset's native channels; 1, 3 or 4
     on_bad_image: str = "skip"  # folder datasets: "skip" (and count) or "error" on unreadable/odd-sized images
+    # recipe: a named set of the fields marked "from the recipe" (None); explicit values override it
+    recipe: str = DEFAULT_RECIPE
     # model
-    model: str = "dcgan"
+    model: Optional[str] = None
     latent_dim: int = 100
     conditional: bool = True
     embedding_dim: int = 50
-    filters: int = 64  # conv filters (dcgan) or hidden units / 4 (mlp) per network
+    d_conditioning: Optional[str] = None  # how D sees the label: "concat" (an input channel) or "projection"
+    filters: Optional[int] = None  # conv filters (dcgan) or hidden units / 4 (mlp) per network
     g_filters: Optional[int] = None
     d_filters: Optional[int] = None
-    filter_growth: float = 1.0  # filters are multiplied by this per layer (2.0 = classic DCGAN doubling)
-    depth: int = 2  # up/down-sampling layers (dcgan) or hidden layers (mlp)
+    filter_growth: Optional[float] = None  # filters are multiplied by this per layer (2.0 = classic DCGAN doubling)
+    depth: Optional[int] = None  # up/down-sampling layers (dcgan) or hidden layers (mlp)
     g_depth: Optional[int] = None
     d_depth: Optional[int] = None
-    upsampling: str = "transpose"
-    leaky_slope: float = 0.2
+    upsampling: Optional[str] = None
+    leaky_slope: Optional[float] = None
     g_leaky_slope: Optional[float] = None
     d_leaky_slope: Optional[float] = None
-    dropout: float = 0.4  # discriminator dropout before the output layer
-    norm: str = "none"
+    dropout: Optional[float] = None  # discriminator dropout before the output layer
+    norm: Optional[str] = None
     g_norm: Optional[str] = None
     d_norm: Optional[str] = None
-    weight_init: str = "glorot"  # or "normal_0.02" (DCGAN paper)
+    weight_init: Optional[str] = None  # or "normal_0.02" (DCGAN paper)
     # loss and training tricks
-    loss: str = "bce"
-    gp_weight: float = 10.0
+    loss: Optional[str] = None
+    gp_weight: Optional[float] = None
     clip_value: float = 0.01
     r1_weight: float = 0.0
     real_label: Any = 1.0  # a constant, or [low, high] drawn uniformly per sample
     fake_label: Any = 0.0
-    d_steps: Any = 1  # D updates per G update: a number, or a schedule [[epoch, d_steps], ...] (see d_steps_at)
+    d_steps: Any = None  # D updates per G update: a number, or a schedule [[epoch, d_steps], ...] (see d_steps_at)
     ema: float = 0.0  # generator weight EMA decay (0 = off)
     # optimization
-    optimizer: str = "adam"
+    optimizer: Optional[str] = None
     g_optimizer: Optional[str] = None
     d_optimizer: Optional[str] = None
-    lr: float = 2e-4
+    lr: Optional[float] = None
     g_lr: Optional[float] = None
     d_lr: Optional[float] = None
-    beta1: float = 0.5
+    beta1: Optional[float] = None
     g_beta1: Optional[float] = None
     d_beta1: Optional[float] = None
-    beta2: float = 0.999
+    beta2: Optional[float] = None
     g_beta2: Optional[float] = None
     d_beta2: Optional[float] = None
     lr_schedule: str = "constant"
-    batch_size: int = 128
-    epochs: int = 10
+    batch_size: Optional[int] = None
+    epochs: int = 12
     steps_per_epoch: Optional[int] = None  # None: one pass over the data per epoch
     seed: int = 0
-    precision: str = "float32"
+    precision: str = "auto"  # auto: mixed_bfloat16 where the CPU has native bf16 (see resolved_precision)
     # outputs
     sample_interval: int = 1  # epochs between fixed-noise sample grids
     checkpoint_interval: int = 1  # epochs between checkpoints (resume points)
@@ -127,12 +135,27 @@ class Config:
     threads: int = 0  # intra-op threads for this run (0 = TensorFlow's default)
 
     def __post_init__(self):
+        self._apply_recipe()
         for name, shared in SHARED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, getattr(self, shared))
         if isinstance(self.d_steps, (list, tuple)):  # a schedule: tuples and lists alike, as JSON gives them back
             self.d_steps = [list(e) if isinstance(e, (list, tuple)) else e for e in self.d_steps]
         self.validate()
+
+    def _apply_recipe(self) -> None:
+        """Fill the fields left as None from the recipe. A per-network field (g_norm) whose shared field (norm)
+        was given follows the shared field instead, so `norm="layer"` means layer norm in both networks."""
+        if self.recipe not in RECIPES:
+            raise ConfigError("recipe", self.recipe, "one of " + ", ".join(RECIPES) + " (see ganlib.recipes)")
+        given = {name for name in RECIPE_FIELDS if getattr(self, name) is not None}
+        for name, value in recipe_values(self.recipe).items():
+            if name in given:
+                continue
+            shared = SHARED_DEFAULTS.get(name)
+            if shared is not None and shared in given:
+                continue
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -159,6 +182,15 @@ class Config:
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed. Per-network fields follow a changed shared field unless given."""
         values = self.to_dict()
+        new_recipe = changes.get("recipe", self.recipe)
+        if new_recipe != self.recipe and new_recipe in RECIPES:
+            # Values that came from the old recipe follow the new one; values that differ from it were chosen.
+            for name, value in recipe_values(self.recipe).items():
+                if name not in changes and values[name] == value:
+                    values[name] = None
+            for name, shared in SHARED_DEFAULTS.items():  # g_lr that followed lr follows it into the new recipe
+                if values[shared] is None and name not in changes and values[name] == getattr(self, shared):
+                    values[name] = None
         for name, shared in SHARED_DEFAULTS.items():
             if shared in changes and name not in changes:
                 values[name] = None
@@ -173,11 +205,12 @@ class Config:
         """A stable 10-character hash of the values that change what is trained (not output intervals).
 
         Shared fields (`lr`, `filters`, ...) are left out: their per-network fields hold the values trained with,
-        so `lr=1e-4` and `g_lr=d_lr=1e-4` are the same run.
+        so `lr=1e-4` and `g_lr=d_lr=1e-4` are the same run. So is `recipe`: the values it resolved to are hashed.
         """
         ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size",
-                  *SHARED_DEFAULTS.values()}
-        payload = {k: v for k, v in sorted(self.to_dict().items()) if k not in ignore}
+                  "recipe", *SHARED_DEFAULTS.values()}
+        payload = {k: v for k, v in sorted(self.to_dict().items())
+                   if k not in ignore and not (k in HASH_OMITTED_AT and v == HASH_OMITTED_AT[k])}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
     # ------------------------------------------------------------------ derived values
@@ -188,6 +221,15 @@ class Config:
     @property
     def resolved_image_size(self) -> Optional[int]:
         return self.image_size or self.dataset_info[1]
+
+    @property
+    def resolved_precision(self) -> str:
+        """The Keras dtype policy trained with: `precision`, with "auto" resolved for this machine."""
+        if self.precision != "auto":
+            return self.precision
+        from .device import native_bfloat16
+
+        return "mixed_bfloat16" if native_bfloat16() else "float32"
 
     @property
     def d_steps_schedule(self) -> list:
@@ -238,6 +280,7 @@ class Config:
                 hi = "" if high is None else f"<= {high}"
                 raise ConfigError(name, v, "a finite number " + " and ".join(x for x in (lo, hi) if x))
 
+        choice("recipe", tuple(RECIPES))
         choice("dataset", tuple(DATASETS))  # a tuple: `[..] in dict` would raise TypeError
         choice("model", MODELS)
         choice("loss", LOSSES)
@@ -246,6 +289,7 @@ class Config:
         choice("lr_schedule", LR_SCHEDULES)
         choice("on_bad_image", ("skip", "error"))
         choice("weight_init", ("glorot", "normal_0.02"))
+        choice("d_conditioning", D_CONDITIONINGS)
         for net in ("g", "d"):
             choice(f"{net}_optimizer", OPTIMIZERS)
             choice(f"{net}_norm", NORMALIZATIONS)

@@ -13,6 +13,7 @@ import keras
 from keras import layers, ops
 
 from .config import Config
+from .layers import OutputConv2D
 
 
 @contextlib.contextmanager
@@ -54,11 +55,19 @@ def _maybe_spectral(layer, kind: str):
     return layers.SpectralNormalization(layer, autocast=False, dtype=layer.dtype_policy, name=f"{layer.name}_sn")
 
 
-def _logit(x, config: Config, norm: str):
-    """The discriminator's float32 logit: its input is cast first, so no bfloat16 rounding reaches the loss."""
+def _logit(x, config: Config, norm: str, label=None, num_classes: int = 0):
+    """The discriminator's float32 logit: its input is cast first, so no bfloat16 rounding reaches the loss.
+
+    With `d_conditioning="projection"` (Miyato & Koyama 2018) the label enters here: logit + <embed(y), h>, a
+    learned class vector dotted with D's features, which conditions far more strongly than an input channel."""
     x = layers.Activation("linear", dtype="float32", name="d_logit_input")(x)
-    return _maybe_spectral(layers.Dense(1, dtype="float32", kernel_initializer=_init(config), name="d_logit"),
-                           norm)(x)
+    logit = _maybe_spectral(layers.Dense(1, dtype="float32", kernel_initializer=_init(config), name="d_logit"),
+                            norm)(x)
+    if label is None:
+        return logit
+    class_vector = layers.Embedding(num_classes, int(x.shape[-1]), dtype="float32", name="d_projection")(label)
+    return layers.Add(dtype="float32", name="d_logit_projected")(
+        [logit, layers.Dot(axes=1, dtype="float32", name="d_projection_dot")([class_vector, x])])
 
 
 def _widths(base: int, growth: float, depth: int):
@@ -75,8 +84,8 @@ def _label_input(config: Config, num_classes: int, units: int, name: str):
 
 
 def _to_image(x, channels: int, kernel: int, config: Config, name: str):
-    return layers.Conv2D(channels, kernel, padding="same", activation="tanh", dtype="float32",
-                         kernel_initializer=_init(config), name=name)(x)
+    return OutputConv2D(channels, kernel, padding="same", activation="tanh", dtype="float32",
+                        kernel_initializer=_init(config), name=name)(x)
 
 
 def image_pyramid(images, levels: int):
@@ -138,8 +147,11 @@ def _discriminator(config: Config, image_shape, num_classes: int, multiscale: bo
     coarser = [keras.Input((size // 2 ** j, size // 2 ** j, channels), name=f"image_{size // 2 ** j}")
                for j in range(depth, 0, -1)] if multiscale else []  # MSG-GAN's pyramid levels, coarsest first
     images = coarser + [image]
-    x, inputs = image, (images if multiscale else image)
-    if config.conditional:
+    x, inputs, projected = image, (images if multiscale else image), None
+    if config.conditional and config.d_conditioning == "projection":
+        projected = keras.Input((), dtype="int32", name="label")
+        inputs = images + [projected]
+    elif config.conditional:
         label, e = _label_input(config, num_classes, size * size, "d")
         x = layers.Concatenate()([x, layers.Reshape((size, size, 1))(e)])
         inputs = images + [label]
@@ -162,7 +174,7 @@ def _discriminator(config: Config, image_shape, num_classes: int, multiscale: bo
     x = layers.Flatten()(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
-    return keras.Model(inputs, _logit(x, config, config.d_norm), name="discriminator")
+    return keras.Model(inputs, _logit(x, config, config.d_norm, projected, num_classes), name="discriminator")
 
 
 def dcgan_discriminator(config: Config, image_shape, num_classes: int) -> keras.Model:
@@ -203,8 +215,11 @@ def mlp_generator(config: Config, image_shape, num_classes: int) -> keras.Model:
 
 def mlp_discriminator(config: Config, image_shape, num_classes: int) -> keras.Model:
     image = keras.Input(image_shape, name="image")
-    x, inputs = layers.Flatten()(image), image
-    if config.conditional:
+    x, inputs, projected = layers.Flatten()(image), image, None
+    if config.conditional and config.d_conditioning == "projection":
+        projected = keras.Input((), dtype="int32", name="label")
+        inputs = [image, projected]
+    elif config.conditional:
         label, e = _label_input(config, num_classes, config.embedding_dim, "d")
         x = layers.Concatenate()([x, e])
         inputs = [image, label]
@@ -216,7 +231,7 @@ def mlp_discriminator(config: Config, image_shape, num_classes: int) -> keras.Mo
         x = layers.LeakyReLU(config.d_leaky_slope)(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
-    return keras.Model(inputs, _logit(x, config, config.d_norm), name="discriminator")
+    return keras.Model(inputs, _logit(x, config, config.d_norm, projected, num_classes), name="discriminator")
 
 
 BUILDERS = {
@@ -231,5 +246,5 @@ def build_models(config: Config, image_shape, num_classes: int):
     if config.model not in BUILDERS:
         raise ValueError(f"model={config.model!r} has no builder; available: {sorted(BUILDERS)}")
     make_g, make_d = BUILDERS[config.model]
-    with dtype_policy(config.precision):
+    with dtype_policy(config.resolved_precision):
         return make_g(config, tuple(image_shape), num_classes), make_d(config, tuple(image_shape), num_classes)

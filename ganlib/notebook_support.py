@@ -45,6 +45,18 @@ def config_from_namespace(values: dict, extra=("run_dir",)):
     return config, run_dir
 
 
+def outcome_line(summary: dict) -> str:
+    """One line saying how a run ended, and loudly whether it learned (see ganlib.verdict)."""
+    line = f"status: {summary.get('status')}" + (f" ({summary['error']})" if summary.get("error") else "")
+    verdict = summary.get("verdict")
+    if verdict == "did_not_learn":
+        line += "\n*** DID NOT LEARN *** " + "; ".join(summary.get("verdict_reasons") or [])
+    elif verdict:
+        line += f"; verdict: {verdict}" + (f" ({'; '.join(summary['verdict_reasons'])})"
+                                            if summary.get("verdict_reasons") else "")
+    return line
+
+
 def show_dataset_preview(config: Config, n: int = 64):
     """A grid of real training images, to check the data before spending time on training."""
     from IPython.display import Image, display

@@ -174,7 +174,8 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         dataset={"name": data.name, "source": data.source, "train_images": len(data),
                  "image_shape": list(data.image_shape), "classes": data.class_names,
                  "skipped_files": len(data.skipped)},
-        parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())})
+        parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
+        precision=config.resolved_precision)
 
     started = time.perf_counter()
     if initial_epoch < config.epochs:
@@ -200,7 +201,24 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     for name, model in models.items():
         with atomic_path(run.model_file(name), suffix=".keras") as tmp:
             model.save(tmp)
-    final = {}
+    final, untrained = {}, None
     if evaluate is not None:
         final = {k: v for k, v in evaluate(trainer.sampling_generator).items()}
-    return run.update_summary(status="completed", final_metrics=final, finished_at=now(), **timing)
+        untrained = evaluate_untrained(config, data, evaluate)
+    from .verdict import judge
+
+    verdict = judge(final, untrained, run.read_epochs(), data.num_classes, config.conditional)
+    return run.update_summary(status="completed", final_metrics=final, untrained_metrics=untrained,
+                              verdict=verdict["verdict"], verdict_reasons=verdict["reasons"],
+                              verdict_checks=verdict["checks"], finished_at=now(), **timing)
+
+
+def evaluate_untrained(config: Config, data, evaluate: Callable) -> dict:
+    """The metrics of a freshly initialized generator of this configuration: the floor a run must beat."""
+    import keras
+
+    from .models import build_models
+
+    keras.utils.set_random_seed(config.seed)
+    generator, _ = build_models(config, data.image_shape, data.num_classes)
+    return dict(evaluate(generator))

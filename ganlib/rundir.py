@@ -124,6 +124,8 @@ def load_keras_model(path):
     """
     import keras
 
+    from . import layers  # noqa: F401  registers ganlib's layers (OutputConv2D) for deserialization
+
     try:
         from keras.src.saving.serialization_lib import SafeModeScope
     except ImportError:  # pragma: no cover - a Keras without the scope: safe_mode is then the only guard

@@ -23,6 +23,9 @@
 _names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
+# recipe: a named starting point (dcgan, sngan, wgan_gp, tutorial; see docs/configuration.md).
+# Fields left as None below come from it; any value you pass overrides it.
+recipe = "dcgan"
 # data
 dataset = "mnist_subset"
 data_dir = None
@@ -31,54 +34,55 @@ image_size = None
 channels = None
 on_bad_image = "skip"
 # model
-model = "dcgan"
+model = None
 latent_dim = 100
 conditional = True
 embedding_dim = 50
-filters = 64
+d_conditioning = None
+filters = None
 g_filters = None
 d_filters = None
-filter_growth = 1.0
-depth = 2
+filter_growth = None
+depth = None
 g_depth = None
 d_depth = None
-upsampling = "transpose"
-leaky_slope = 0.2
+upsampling = None
+leaky_slope = None
 g_leaky_slope = None
 d_leaky_slope = None
-dropout = 0.4
-norm = "none"
+dropout = None
+norm = None
 g_norm = None
 d_norm = None
-weight_init = "glorot"
+weight_init = None
 # loss and training tricks
-loss = "bce"
-gp_weight = 10.0
+loss = None
+gp_weight = None
 clip_value = 0.01
 r1_weight = 0.0
 real_label = 1.0
 fake_label = 0.0
-d_steps = 1
+d_steps = None
 ema = 0.0
 # optimization
-optimizer = "adam"
+optimizer = None
 g_optimizer = None
 d_optimizer = None
-lr = 0.0002
+lr = None
 g_lr = None
 d_lr = None
-beta1 = 0.5
+beta1 = None
 g_beta1 = None
 d_beta1 = None
-beta2 = 0.999
+beta2 = None
 g_beta2 = None
 d_beta2 = None
 lr_schedule = "constant"
-batch_size = 128
-epochs = 10
+batch_size = None
+epochs = 12
 steps_per_epoch = None
 seed = 0
-precision = "float32"
+precision = "auto"  # mixed_bfloat16 where the CPU computes bf16 natively, else float32
 # outputs
 sample_interval = 1
 checkpoint_interval = 1
@@ -116,10 +120,11 @@ show_dataset_preview(config)
 # ## Training
 
 # %%
+from ganlib.notebook_support import outcome_line
 from ganlib.run import train
 
 summary = train(config, run_dir, verbose=verbose)
-print(f"status: {summary['status']}" + (f" ({summary['error']})" if summary.get("error") else ""))
+print(outcome_line(summary))
 
 # %% [markdown]
 # ## Results: samples from the fixed benchmark noise, learning curves, metrics

@@ -71,27 +71,6 @@ def test_run_all_quick(tmp_path):
     assert "summary" in proc.stdout
 
 
-@pytest.mark.parametrize("kernel,cout,padding", [(7, 1, "SAME"), (4, 3, "SAME"), (3, 2, "VALID")])
-def test_proposed_output_conv_matches_conv2d(kernel, cout, padding):
-    import numpy as np
-    import tensorflow as tf
-
-    from probe_output_conv import depthwise_sum_conv
-
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((3, 9, 10, 5)), tf.float32)
-    k = tf.Variable(rng.standard_normal((kernel, kernel, 5, cout)) * 0.1, dtype=tf.float32)
-    dy = tf.constant(rng.standard_normal((3, *tf.nn.conv2d(x, k, 1, padding).shape[1:])), tf.float32)
-    grads = []
-    for fn in (lambda a, b: tf.nn.conv2d(a, b, 1, padding), lambda a, b: depthwise_sum_conv(a, b, padding)):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x, k)
-        grads.append((y, *tape.gradient(y, [x, k], output_gradients=dy)))
-    for expected, got in zip(*grads):
-        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.slow
 def test_output_conv_probe_quick(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -371,3 +371,29 @@ def test_training_logs_metrics_and_evaluate_run(use_cache, tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics" / "final_eval.json").read_text())
     assert saved["n_samples"] == 100 and saved["fid"] == pytest.approx(result["fid"])
     assert saved["model"] == "generator"
+
+
+# ---------------------------------------------------------------------------------------------- verdict
+def test_a_run_that_cannot_learn_gets_the_verdict(use_cache, digits_classifier, tmp_path):
+    from ganlib.notebook_support import outcome_line
+    from ganlib.run import train
+
+    config = dict(dataset="digits", model="mlp", filters=8, latent_dim=8, embedding_dim=4, batch_size=32,
+                  epochs=2, steps_per_epoch=3, lr=1e-9, metric_samples=150, grid_size=4)  # lr ~ 0: frozen
+    summary = train(config, tmp_path / "frozen", verbose=0)
+    assert summary["status"] == "completed" and summary["verdict"] == "did_not_learn"
+    untrained = summary["untrained_metrics"]
+    assert untrained["n_samples"] == 150 and untrained["fid"] > 1
+    assert summary["final_metrics"]["fid"] == pytest.approx(untrained["fid"], rel=0.05)  # it never moved
+    assert any("untrained generator" in r for r in summary["verdict_reasons"])
+    assert "DID NOT LEARN" in outcome_line(summary)
+
+
+def test_a_healthy_short_run_learned(use_cache, digits_classifier, tmp_path):
+    from ganlib.run import train
+
+    config = dict(dataset="digits", model="mlp", conditional=False, filters=32, latent_dim=16, batch_size=32,
+                  epochs=12, metric_samples=150, grid_size=4, sample_interval=12, checkpoint_interval=12)
+    summary = train(config, tmp_path / "healthy", verbose=0)
+    assert summary["verdict"] == "learned", summary["verdict_reasons"]
+    assert summary["final_metrics"]["fid"] < 0.5 * summary["untrained_metrics"]["fid"]

@@ -28,11 +28,22 @@ def test_output_shapes(model, size, channels, depth, conditional):
 
 def test_brownlee_conditional_gan_structure():
     # The EMNIST study's model: label embedding -> extra input channel of D and G.
-    cfg = Config(filters=128, embedding_dim=50, latent_dim=100)
+    cfg = Config(recipe="tutorial", embedding_dim=50, latent_dim=100)
     g, d = build_models(cfg, (28, 28, 1), 47)
     assert g.get_layer("g_label_embedding").output.shape[-1] == 50
     assert d.get_layer("d_label_dense").output.shape[-1] == 28 * 28
     assert [g.get_layer(f"g_up{i}").filters for i in range(2)] == [128, 128]
+
+
+def test_projection_discriminator_adds_a_class_dot_product():
+    cfg = Config(filters=4, latent_dim=8, batch_size=2, d_conditioning="projection", d_norm="spectral")
+    _, d = build_models(cfg, (28, 28, 1), 5)
+    assert d.get_layer("d_projection").output.shape[-1] == d.get_layer("d_logit_input").output.shape[-1]
+    x = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype("float32")
+    a, b = d([x, np.array([0, 0])]), d([x, np.array([3, 3])])
+    assert np.asarray(a).shape == (2, 1) and not np.allclose(a, b)  # the label changes the logit
+    d.get_layer("d_projection").set_weights([np.zeros((5, d.get_layer("d_projection").output.shape[-1]))])
+    np.testing.assert_allclose(d([x, np.array([0, 0])]), d([x, np.array([3, 3])]))  # ... only through it
 
 
 def test_width_growth_and_normalizations():
@@ -50,3 +61,45 @@ def test_mixed_bfloat16_keeps_outputs_float32_and_does_not_leak_policy():
     assert g.get_layer("g_up0").compute_dtype == "bfloat16"
     assert g.output.dtype == "float32" and d.output.dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.parametrize("kernel,cout,padding", [(7, 1, "SAME"), (4, 3, "SAME"), (3, 2, "VALID")])
+def test_depthwise_sum_conv_matches_conv2d(kernel, cout, padding):
+    import numpy as np
+    import tensorflow as tf
+
+    from ganlib.layers import depthwise_sum_conv
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((3, 9, 10, 5)), tf.float32)
+    k = tf.Variable(rng.standard_normal((kernel, kernel, 5, cout)) * 0.1, dtype=tf.float32)
+    dy = tf.constant(rng.standard_normal((3, *tf.nn.conv2d(x, k, 1, padding).shape[1:])), tf.float32)
+    grads = []
+    for fn in (lambda a, b: tf.nn.conv2d(a, b, 1, padding), lambda a, b: depthwise_sum_conv(a, b, padding)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x, k)
+        grads.append((y, *tape.gradient(y, [x, k], output_gradients=dy)))
+    for expected, got in zip(*grads):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_output_conv_layer_equals_conv2d_and_round_trips(tmp_path):
+    import keras
+    import numpy as np
+
+    from ganlib.layers import OutputConv2D
+    from ganlib.rundir import load_keras_model
+
+    x = np.random.default_rng(1).standard_normal((2, 8, 8, 6)).astype("float32")
+    fast = OutputConv2D(1, 5, padding="same", name="g_image")
+    plain = keras.layers.Conv2D(1, 5, padding="same")
+    fast.build(x.shape), plain.build(x.shape)
+    plain.set_weights(fast.get_weights())  # the same variables: checkpoints of either load into the other
+    np.testing.assert_allclose(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    inp = keras.Input((8, 8, 6))
+    model = keras.Model(inp, OutputConv2D(1, 5, padding="same")(inp))
+    model.save(tmp_path / "m.keras")
+    loaded = load_keras_model(tmp_path / "m.keras")
+    assert type(loaded.layers[-1]).__name__ == "OutputConv2D"
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)

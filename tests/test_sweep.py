@@ -146,3 +146,13 @@ def test_killed_runner_resumes_without_retraining(tmp_path):
             assert (data["attempts"], data["finished_at"]) == finished[run_dir]  # not trained again
     study_summary = json.loads((study_dir / "study_summary.json").read_text())
     assert study_summary["runs_trained"] == 4 - len(finished) and study_summary["counts"] == {"completed": 4}
+
+
+def test_runner_line_flags_a_run_that_did_not_learn():
+    from analysis.sweep import run_line
+
+    ok = run_line("baseline/seed0", {"status": "completed", "seconds": 12.0, "trained": True, "verdict": "learned"})
+    assert ok == "baseline/seed0: completed in 12s"
+    bad = run_line("x/seed1", {"status": "completed", "seconds": 9.0, "trained": True, "verdict": "did_not_learn",
+                               "verdict_reasons": ["label accuracy 0.100 is at chance"]})
+    assert bad.endswith("DID NOT LEARN: label accuracy 0.100 is at chance")

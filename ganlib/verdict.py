@@ -1,0 +1,84 @@
+"""Did a finished run learn? A verdict from its metrics, its training log and an untrained generator's scores.
+
+A run that trains is not a run that learns: a generator of black images "completes" like any other. Each check
+below compares the run with what a *freshly initialized generator of the same configuration* scores (measured at
+the end of every run with the same evaluator, so the threshold is grounded in this dataset and feature network,
+not guessed), or reads the training log. Any failed check gives the verdict "did_not_learn" with its reason.
+
+Thresholds (see `docs/run-directory.md`, "verdict"; the measurements behind them are in `benchmarks/README.md`):
+- label accuracy of a conditional model <= max(chance, untrained) + LABEL_MARGIN
+- FID >= FID_RATIO x the untrained generator's FID
+- samples nearly identical: mean per-pixel std across the benchmark samples < MIN_SAMPLE_STD at the end
+- the discriminator winning: it tells real from fake on >= D_WIN_ACCURACY of both in more than D_WIN_SHARE of
+  the epochs
+Pure Python + pandas: no TensorFlow, so analysis code can re-judge runs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+LABEL_MARGIN = 0.1
+FID_RATIO = 0.8
+MIN_SAMPLE_STD = 0.05
+D_WIN_ACCURACY = 0.95
+D_WIN_SHARE = 0.5
+
+LEARNED, DID_NOT_LEARN, UNVERIFIED = "learned", "did_not_learn", "unverified"
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def judge(metrics: Optional[dict], untrained: Optional[dict], epochs=None, num_classes: Optional[int] = None,
+          conditional: bool = True) -> dict:
+    """{"verdict": learned | did_not_learn | unverified, "reasons": [...], "checks": {...}}.
+
+    `metrics` / `untrained`: final metrics of the run and of an untrained generator (ganlib.metrics evaluator
+    output; None when metrics are off); `epochs`: the run's metrics/epochs.csv as a DataFrame."""
+    reasons, checks = [], {}
+    metrics, untrained = metrics or {}, untrained or {}
+
+    acc, acc0 = metrics.get("label_accuracy"), untrained.get("label_accuracy")
+    if conditional and num_classes and num_classes > 1 and _finite(acc):
+        chance = 1.0 / num_classes
+        limit = max(chance, acc0 if _finite(acc0) else chance) + LABEL_MARGIN
+        checks["label_accuracy"] = {"value": acc, "limit": round(limit, 4), "chance": round(chance, 4),
+                                    "untrained": acc0}
+        if acc <= limit:
+            reasons.append(f"label accuracy {acc:.3f} is at chance (<= {limit:.3f}: chance {chance:.3f}"
+                           + (f", untrained generator {acc0:.3f}" if _finite(acc0) else "") + ")")
+
+    fid, fid0 = metrics.get("fid"), untrained.get("fid")
+    if _finite(fid0):
+        checks["fid"] = {"value": fid, "limit": round(FID_RATIO * fid0, 4), "untrained": fid0}
+        if not _finite(fid):
+            reasons.append("FID is not finite")
+        elif fid >= FID_RATIO * fid0:
+            reasons.append(f"FID {fid:.1f} is no better than an untrained generator's ({fid0:.1f}; needs "
+                           f"< {FID_RATIO:g}x)")
+
+    if epochs is not None and len(epochs):
+        if "sample_std" in epochs and epochs["sample_std"].notna().any():
+            std = float(epochs["sample_std"].dropna().iloc[-1])
+            checks["sample_std"] = {"value": std, "limit": MIN_SAMPLE_STD}
+            if std < MIN_SAMPLE_STD:
+                reasons.append(f"samples are nearly identical (pixel std across samples {std:.4f} < "
+                               f"{MIN_SAMPLE_STD:g})")
+        if {"d_acc_real", "d_acc_fake"} <= set(epochs):
+            wins = (epochs["d_acc_real"] >= D_WIN_ACCURACY) & (epochs["d_acc_fake"] >= D_WIN_ACCURACY)
+            share = float(wins.mean())
+            checks["d_wins_share"] = {"value": round(share, 4), "limit": D_WIN_SHARE}
+            if share > D_WIN_SHARE:
+                reasons.append(f"the discriminator won for {wins.sum()} of {len(wins)} epochs (it told >= "
+                               f"{D_WIN_ACCURACY:.0%} of real and fake images apart)")
+
+    if reasons:
+        verdict = DID_NOT_LEARN
+    elif not _finite(fid):
+        verdict = UNVERIFIED
+        reasons.append("no quality metrics (metric_samples=0): only the training log was checked")
+    else:
+        verdict = LEARNED
+    return {"verdict": verdict, "reasons": reasons, "checks": checks}

@@ -1,0 +1,49 @@
+"""ganlib.verdict: a finished run that did not learn is flagged, with the reason; a healthy one is not."""
+import pandas as pd
+
+from ganlib.verdict import DID_NOT_LEARN, LEARNED, UNVERIFIED, judge
+
+UNTRAINED = {"fid": 117.0, "label_accuracy": 0.1}
+
+
+def _epochs(d_acc_real, d_acc_fake, sample_std):
+    n = len(d_acc_real)
+    return pd.DataFrame({"epoch": range(1, n + 1), "d_acc_real": d_acc_real, "d_acc_fake": d_acc_fake,
+                         "sample_std": [sample_std] * n})
+
+
+HEALTHY_LOG = _epochs([0.7, 0.65, 0.7, 0.68], [0.4, 0.6, 0.66, 0.65], 0.35)
+
+
+def test_healthy_run_learned():
+    v = judge({"fid": 12.0, "label_accuracy": 0.85}, UNTRAINED, HEALTHY_LOG, 10, True)
+    assert v["verdict"] == LEARNED and v["reasons"] == []
+    assert v["checks"]["label_accuracy"]["limit"] == 0.2
+
+
+def test_labels_at_chance_did_not_learn():
+    v = judge({"fid": 20.0, "label_accuracy": 0.107}, UNTRAINED, HEALTHY_LOG, 10, True)
+    assert v["verdict"] == DID_NOT_LEARN
+    assert "label accuracy 0.107 is at chance" in v["reasons"][0]
+    # the same numbers from an unconditional model: labels are not judged
+    assert judge({"fid": 20.0, "label_accuracy": 0.107}, UNTRAINED, HEALTHY_LOG, 10, False)["verdict"] == LEARNED
+
+
+def test_black_images_with_a_winning_discriminator_did_not_learn():
+    log = _epochs([0.97, 0.997, 0.999, 1.0], [0.78, 1.0, 1.0, 1.0], 1e-6)
+    v = judge({"fid": 111.7, "label_accuracy": 0.1}, UNTRAINED, log, 10, True)
+    assert v["verdict"] == DID_NOT_LEARN
+    text = " | ".join(v["reasons"])
+    assert "no better than an untrained generator" in text
+    assert "nearly identical" in text
+    assert "discriminator won for 3 of 4 epochs" in text
+
+
+def test_without_metrics_only_the_log_is_judged():
+    assert judge(None, None, HEALTHY_LOG, 10, True)["verdict"] == UNVERIFIED
+    log = _epochs([1.0] * 3, [1.0] * 3, 0.3)
+    assert judge(None, None, log, 10, True)["verdict"] == DID_NOT_LEARN
+
+
+def test_non_finite_fid_did_not_learn():
+    assert judge({"fid": float("nan")}, UNTRAINED, HEALTHY_LOG, 10, False)["verdict"] == DID_NOT_LEARN
