@@ -429,7 +429,7 @@ def main(argv=None) -> int:
 
     result = {"benchmark": "train", "machine": machine(), "versions": versions(), "batch": BATCH,
               "reps": args.reps, "steps": args.steps, "warmup": args.warmup, "quick": args.quick,
-              "predict_batch": args.predict_batch, "proposed_output_conv": args.proposed_output_conv, "ganlib_timed_through": "fit" if args.fit else "train_function",
+              "predict_batch": args.predict_batch, "plain_output_conv": args.plain_output_conv, "ganlib_timed_through": "fit" if args.fit else "train_function",
               "flops_per_step": flops, "images_per_second": {f"{a} {b}": v for (a, b), v in ips.items()},
               "table": rows, "ratios": ratios, "cpu_ms_per_image": {f"{a} {b}": v for (a, b), v in cpu_ms.items()},
               "cpu_time_ratios": cpu_ratios, "load_average_before": load_before, "targets_met": verdicts}

@@ -146,7 +146,7 @@ class Config:
     def _apply_recipe(self) -> None:
         """Fill the fields left as None from the recipe. A per-network field (g_norm) whose shared field (norm)
         was given follows the shared field instead, so `norm="layer"` means layer norm in both networks."""
-        if self.recipe not in RECIPES:
+        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError("recipe", self.recipe, "one of " + ", ".join(RECIPES) + " (see ganlib.recipes)")
         given = {name for name in RECIPE_FIELDS if getattr(self, name) is not None}
         for name, value in recipe_values(self.recipe).items():

@@ -32,7 +32,7 @@ def test_each_architecture_and_normalization_trains(model, norm, d_norm):
 def test_layer_norm_of_feature_maps_normalizes_each_sample_over_height_width_and_channels():
     import keras
 
-    cfg = Config(norm="layer", depth=3, image_size=16, **SMALL)
+    cfg = Config(norm="layer", depth=3, image_size=16, precision="float32", **SMALL)
     trainer = make_trainer(cfg, shape=(16, 16, 1))
     layer = trainer.discriminator.get_layer("d_down1_norm")
     x = np.random.default_rng(0).normal(3.0, 2.0, (2, 4, 4, 4)).astype("float32")

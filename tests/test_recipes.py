@@ -39,7 +39,7 @@ def test_explicit_fields_override_the_recipe():
 def test_replace_switches_recipe_but_keeps_chosen_values():
     c = Config(recipe="tutorial", dropout=0.25)
     w = c.replace(recipe="wgan_gp")
-    assert (w.loss, w.d_steps, w.g_beta2, w.d_norm, w.batch_size) == ("wgan_gp", 5, 0.9, "layer", 64)
+    assert (w.loss, w.d_steps, w.g_beta2, w.d_norm, w.batch_size) == ("wgan_gp", 5, 0.9, "layer", 32)
     assert w.dropout == 0.25  # chosen, not the tutorial's value: kept
     assert w.replace(recipe="tutorial").to_dict() == c.to_dict()
 

@@ -153,10 +153,40 @@ def test_overview(preview):
     assert "lr=0.001" in rows[1][1]
     if _metrics_available():
         head, rows = table_by_id(out, "ranking")
-        assert "median final_fid" in head and len(rows) == 3
-        assert "Best configuration by median final_fid" in out
+        assert "median final_fid" in head and "did not learn" in head and len(rows) == 3
+        # 4 training steps learn nothing, and ganlib.verdict says so: no "best", a warning on the page
+        assert [r[head.index("did not learn")] for r in rows[:2]] == ["2", "2"]
+        assert "4 of 4 completed runs did not learn" in out and "No configuration can be ranked" in out
+        assert "Best configuration" not in out
     assert "did not complete" in out and "&lt;such&gt;" in out  # the failed run's error, escaped
-    assert out.count('src="data:image/png;base64,') >= 2  # the best configuration's samples, both seeds
+    assert out.count('src="data:image/png;base64,') >= 2  # the first configuration's samples, both seeds
+
+
+def test_overview_ranks_only_runs_that_learned(study, tmp_path):
+    """Mark the baseline's runs as learned (as their summary.json would say after a longer run), gather again:
+    the baseline is ranked and named best, the other configuration is not ranked."""
+    if not _metrics_available():
+        pytest.skip("no metrics without ganlib.metrics")
+    from analysis import report
+    from analysis.gather import gather
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(study, copy)
+    for summary_file in (copy / "runs" / "baseline").glob("seed*/summary.json"):
+        summary = json.loads(summary_file.read_text())
+        summary.update(verdict="learned", verdict_reasons=[])
+        summary_file.write_text(json.dumps(summary))
+    gather(copy)
+    result = report.build(copy, tmp_path / "preview", pages=["index"], log=lambda *a: None)
+    assert result["pages"] == {"index.html": []}
+    import nbformat
+
+    out = html_outputs(nbformat.read(tmp_path / "preview" / "_executed" / "index.ipynb", as_version=4))
+    head, rows = table_by_id(out, "ranking")
+    assert rows[0][0] == "baseline" and rows[0][head.index("did not learn")] == "0"
+    assert rows[1][head.index(f"median final_fid")] in ("", "–", "nan", "NaN")  # nothing learned: no median
+    assert "Best configuration by median final_fid: baseline" in out
+    assert "2 of 4 completed runs did not learn" in out
 
 
 def test_statistics_tables(preview):

@@ -114,8 +114,9 @@ def test_transfer_learning_starts_from_another_runs_models(tmp_path):
                     tmp_path / "target", verbose=0)
     assert summary["status"] == "completed"
     target = keras.models.load_model(tmp_path / "target" / "models" / "generator.keras")
-    for a, b in zip(source.get_weights(), target.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    # trainable weights only: a training step moves batch norm's moving statistics whatever the learning rate
+    for a, b in zip(source.trainable_weights, target.trainable_weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
     with pytest.raises(RunDirectoryError, match="no final models"):
         train(tiny(init_from=str(tmp_path / "nothing")), tmp_path / "t2", verbose=0)
 
