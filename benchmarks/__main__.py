@@ -3,7 +3,7 @@
     python -m benchmarks                      # all of them (~20 minutes on 2 idle cores)
     python -m benchmarks --quick              # each in its tiny smoke mode (figures mean nothing)
     python -m benchmarks --only train,memory  # some of them
-    python -m benchmarks --only output_conv   # the probe behind the proposed output-layer change (not in "all")
+    python -m benchmarks --only output_conv   # the probe behind the output-layer change (not in "all")
     python -m benchmarks --out DIR            # keep each benchmark's JSON results and log in DIR
 
 Each benchmark runs in its own Python process (`python benchmarks/bench_<name>.py`), so one's threads, memory
@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ("train", "study", "metrics", "memory", "quality")  # run by default
-EXTRA = ("output_conv",)  # run only when named with --only (the investigation behind a proposed change)
+EXTRA = ("output_conv",)  # run only when named with --only (the investigation behind an applied change)
 SCRIPTS = {"output_conv": "probe_output_conv.py"}
 
 

@@ -1,5 +1,5 @@
-"""Investigation behind a proposed ganlib change: the generator's output convolution (`g_image`, 7x7, 128 -> 1
-channel) is a slow case for TensorFlow's CPU convolution (oneDNN): ~7% of the generator's FLOPs, about half of its
+"""Investigation behind a ganlib change, now applied as `ganlib.layers.OutputConv2D`: the generator's output
+convolution (`g_image`, 7x7, 128 -> 1 channel) is a slow case for TensorFlow's CPU convolution (oneDNN): ~7% of the generator's FLOPs, about half of its
 forward time. Computing it as a depthwise convolution summed over input channels gives the same numbers faster.
 
     python benchmarks/probe_output_conv.py            # ~1-2 minutes on 2 idle cores

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: install, run the default study (3 configurations x 5 seeds on Fashion-MNIST, ~15 min on 2 cores),
+# The main job: install, run the default study (2 configurations x 5 seeds on Fashion-MNIST, ~14 min on 2 cores),
 # gather it, compute the statistics and build the HTML report. Re-running resumes/skips finished runs.
 # Usage: scripts/main.sh [study.yaml]   (default analysis/studies/quick.yaml)
 set -euo pipefail

@@ -116,8 +116,9 @@ def test_file_errors(tmp_path):
 
 def test_shipped_studies_are_valid():
     quick = load_study(STUDIES / "quick.yaml")
-    assert len(quick.variations) >= 3 and len(quick.seeds) >= 5 and quick.question
-    assert quick.baseline.dataset == "fashion_mnist"
+    assert len(quick.variations) >= 2 and len(quick.seeds) >= 5 and quick.question
+    assert quick.baseline.dataset == "fashion_mnist" and quick.primary_metric == "final_label_accuracy"
+    assert [v.config.d_conditioning for v in quick.variations] == ["projection", "concat"]
     emnist = load_study(STUDIES / "emnist.yaml")
     b = emnist.baseline
     assert (b.dataset, b.latent_dim, b.embedding_dim, b.d_filters, b.g_filters, b.leaky_slope, b.lr, b.beta1,
