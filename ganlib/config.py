@@ -120,7 +120,7 @@ class Config:
     d_beta2: Optional[float] = None
     lr_schedule: str = "constant"
     batch_size: Optional[int] = None
-    epochs: int = 12
+    epochs: int = 20
     steps_per_epoch: Optional[int] = None  # None: one pass over the data per epoch
     seed: int = 0
     precision: str = "auto"  # auto: mixed_bfloat16 where the CPU has native bf16 (see resolved_precision)

@@ -9,7 +9,7 @@ What each was measured to reach is in `benchmarks/README.md` ("Quality at a fixe
 """
 from __future__ import annotations
 
-_DCGAN = dict(model="dcgan", filters=64, depth=2, filter_growth=1.0, upsampling="transpose", leaky_slope=0.2,
+_DCGAN = dict(model="dcgan", filters=32, depth=2, filter_growth=1.0, upsampling="transpose", leaky_slope=0.2,
               dropout=0.0, norm="none", g_norm="batch", d_norm="none", weight_init="normal_0.02",
               d_conditioning="projection", loss="bce", gp_weight=10.0, d_steps=1, optimizer="adam", lr=2e-4,
               beta1=0.5, beta2=0.999, batch_size=32)
@@ -18,16 +18,16 @@ _DCGAN = dict(model="dcgan", filters=64, depth=2, filter_growth=1.0, upsampling=
 RECIPES = {
     "dcgan": dict(
         description="DCGAN (Radford et al. 2016): batch norm in G, a projection discriminator (Miyato & Koyama "
-                    "2018) without dropout or norm, non-saturating BCE, Adam 2e-4 / 0.5, batch 32. The default.",
+                    "2018) without dropout or norm, non-saturating BCE, Adam 2e-4 / 0.5, 32 filters, batch 32. The default.",
         values=_DCGAN),
     "sngan": dict(
         description="SNGAN-style (Miyato et al. 2018): hinge loss, spectral normalization of every D layer, "
                     "batch norm in G, Adam 2e-4 / 0.5 / 0.999, one D step per G step.",
-        values={**_DCGAN, "leaky_slope": 0.1, "d_norm": "spectral", "weight_init": "glorot", "loss": "hinge"}),
+        values={**_DCGAN, "filters": 64, "leaky_slope": 0.1, "d_norm": "spectral", "weight_init": "glorot", "loss": "hinge"}),
     "wgan_gp": dict(
         description="WGAN-GP (Gulrajani et al. 2017): gradient penalty 10, layer norm in the critic, batch norm "
                     "in G, 5 critic steps per G step, Adam 1e-4 / 0.5 / 0.9.",
-        values={**_DCGAN, "d_norm": "layer", "weight_init": "glorot", "loss": "wgan_gp", "d_steps": 5, "lr": 1e-4,
+        values={**_DCGAN, "filters": 64, "d_norm": "layer", "weight_init": "glorot", "loss": "wgan_gp", "d_steps": 5, "lr": 1e-4,
                 "beta2": 0.9}),
     "tutorial": dict(
         description="The seed study's conditional GAN (Brownlee, 'How to Develop a Conditional GAN from "
