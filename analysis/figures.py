@@ -484,42 +484,38 @@ def effect_plot(cmp: pd.DataFrame, study: StudyData, name: str = "variation"):
 
 # ----------------------------------------------------------------------------------------------- images
 def sample_files(run_dir) -> list:
-    return sorted(Path(run_dir).glob("samples/epoch_*.png"))
+    from ganlib.rundir import RunDirectory
+
+    return RunDirectory(run_dir).sample_files()
 
 
 def epoch_of(png: Path) -> int:
-    return int(png.stem.split("_")[1])
+    from ganlib.rundir import RunDirectory
+
+    return RunDirectory.sample_epoch(png)
 
 
 def training_gif(run_dir, max_frames: int = 40, ms_per_frame: int = 400) -> Optional[bytes]:
     """An animated GIF (imageio) of a run's benchmark-noise grids over the epochs, each frame labelled."""
     import imageio.v3 as iio
-    from PIL import Image, ImageDraw, ImageFont
 
-    files = sample_files(run_dir)
-    if not files:
+    from ganlib.animation import progress_frames
+
+    if not sample_files(run_dir):
         return None
-    files = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(max_frames, len(files))).round().astype(int))]
-    frames = []
-    for f in files:
-        grid = Image.open(f).convert("L")
-        canvas = Image.new("L", (grid.width, grid.height + 28), 255)
-        canvas.paste(grid, (0, 28))
-        ImageDraw.Draw(canvas).text((4, 3), f"epoch {epoch_of(f)}", fill=0, font=ImageFont.load_default(20))
-        frames.append(np.asarray(canvas))
-    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 4]  # pause on the final epoch
+    frames = progress_frames(run_dir, max_frames=max_frames)  # ganlib's frames: colour runs stay in colour
+    # Pause on the final epoch. A single frame takes a plain number: imageio's GIF writer divides a one-frame
+    # duration list by an int (TypeError), e.g. for a run of one epoch.
+    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 4] if len(frames) > 1 else ms_per_frame
     return iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
 
 
 def load_generator(run_dir):
-    """A completed run's final generator (its EMA copy when present), loaded without running code."""
-    import keras
+    """A completed run's final generator (its EMA copy when present), through ganlib's one safe loader."""
+    from ganlib.rundir import RunDirectory
 
-    models = Path(run_dir) / "models"
-    path = next((p for p in (models / "generator_ema.keras", models / "generator.keras") if p.exists()), None)
-    if path is None:
-        raise FileNotFoundError(f"{run_dir} has no saved generator (only completed runs have one)")
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    run = RunDirectory(run_dir)
+    return run.load_model(run.final_generator_name)
 
 
 def benchmark_noise(run_dir):

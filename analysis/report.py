@@ -178,13 +178,16 @@ def _quiet(nb):
 
 
 # ----------------------------------------------------------------------------------------------- HTML
-def _exporter(exclude_input: bool):
+def _exporter(exclude_input: bool, sanitize: bool = False):
+    """`sanitize`: for notebooks the report did not write (each run's train.ipynb): nbconvert's sanitizer (bleach)
+    escapes scripts, event handlers and other active markup in their HTML, Markdown and SVG outputs and drops
+    JavaScript outputs, so a run directory cannot inject code into the report."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"ganlib_offline.j2": TEMPLATE})],
                             embed_images=True, exclude_input=exclude_input, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+                            exclude_output_prompt=True, sanitize_html=sanitize)
     exporter.template_file = "ganlib_offline.j2"
     return exporter
 
@@ -195,8 +198,8 @@ def nav_html(pages, current: Optional[str], prefix: str, study_name: str) -> str
     return (f'<nav class="ganlib-nav"><span class="brand">{html.escape(study_name)}</span>{links}</nav>')
 
 
-def to_html(nb, nav: str, exclude_input: bool = True) -> str:
-    body, _ = _exporter(exclude_input).from_notebook_node(nb, resources={"ganlib_nav": nav})
+def to_html(nb, nav: str, exclude_input: bool = True, sanitize: bool = False) -> str:
+    body, _ = _exporter(exclude_input, sanitize).from_notebook_node(nb, resources={"ganlib_nav": nav})
     return body
 
 
@@ -223,7 +226,7 @@ def export_notebooks(study_dir: Path, out: Path, pages=(), study_name: str = "")
             written.append(target)
             continue
         nav = nav_html([(title, _out_name(q)) for title, q in pages], None, "../../", f"{study_name} · {variation}/{seed}")
-        target.write_text(to_html(nb, nav, exclude_input=False))
+        target.write_text(to_html(nb, nav, exclude_input=False, sanitize=True))
         written.append(target)
     return written
 

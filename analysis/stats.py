@@ -406,6 +406,10 @@ def kruskal_all(runs: pd.DataFrame, metric: str, group: str = "variation",
     usable = {k: g["values"] for k, g in groups.items() if len(g["values"]) > 0}
     if len(usable) < len(groups):
         notes.append(f"groups without usable runs dropped: {[k for k in groups if k not in usable]}")
+    single = [k for k, v in usable.items() if len(v) == 1]
+    if single:  # one run says nothing about a configuration's spread (and the permutation test needs two)
+        notes.append(f"groups with a single usable run dropped: {single}")
+        usable = {k: v for k, v in usable.items() if len(v) > 1}
     row = dict(metric=metric, k=len(usable), n_total=sum(map(len, usable.values())),
                H=np.nan, df=len(usable) - 1, p=np.nan, p_permutation=np.nan, epsilon_squared=np.nan,
                n_per_group=", ".join(f"{k}: {len(v)}" for k, v in usable.items()))

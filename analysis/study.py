@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,11 @@ RESOURCE_KEYS = ("workers", "threads_per_run")
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 # Names become directory names: only these characters, so a name can never leave the study's directory.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.=,+-]+$")
+# Bounds checked before anything is built: a study file is read in milliseconds or refused.
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: hand-written study files are a few KiB
+MAX_VALUES = 100_000  # YAML values after aliases are expanded (a 616-byte alias bomb expands to 10^8)
+MAX_RUNS = 100_000  # variations x seeds; the runner also asks before a plan of more than LARGE_PLAN runs
+LARGE_PLAN = 200
 
 
 class StudyError(ValueError):
@@ -34,6 +40,26 @@ class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader that also reads `1e-4` as a number (YAML 1.1 wants `1.0e-4`; a string lr is a trap)."""
 
 
+def _construct_mapping(loader, node, deep=False):
+    """Mappings refuse a repeated key (YAML would silently keep the last one: a second `baseline:`)."""
+    if isinstance(node, yaml.MappingNode):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: SafeConstructor reports it
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found the key {key!r} a second time (first at "
+                    f"line {first.start_mark.line + 1}); each key may appear once", key_node.start_mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.construct_mapping = _construct_mapping
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$"), list("-+0123456789."))
@@ -136,16 +162,43 @@ class Study:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
 
+def _check_size(data, limit: int = MAX_VALUES) -> None:
+    """Refuse data that expands to more than `limit` values; counts without building anything (a YAML alias
+    shares one object, so an alias bomb is small in memory and huge to walk or print)."""
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            raise StudyError(f"the file expands to more than {limit:,} values (YAML aliases `*name` repeating "
+                             "large parts?). A study needs a few hundred; write the values out, or use a grid.")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            count += len(item) // 100  # a long string repeated by aliases is as costly as many values
+
+
 def load_study(path) -> Study:
     """Read and validate a study file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise StudyError(f"Study file {path} is {size:,} bytes; study files are at most {MAX_FILE_BYTES:,}.")
         data = yaml.load(path.read_text(), Loader=_Loader)  # SafeLoader: builds only plain data
     except FileNotFoundError:
         raise StudyError(f"Study file {path} does not exist.") from None
     except yaml.YAMLError as e:
         raise StudyError(f"Study file {path} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise StudyError(f"Study file {path} is nested too deeply to be a study.") from None
+    except UnicodeDecodeError as e:
+        raise StudyError(f"Study file {path} is not UTF-8 text ({e}).") from None
     try:
+        _check_size(data)
         return study_from_dict(data)
     except StudyError as e:
         raise StudyError(f"{path}: {e}") from None
@@ -178,6 +231,10 @@ def _grid_variations(grid) -> list:
         g = _overrides(g, where)
         if not g or not all(isinstance(v, list) and v for v in g.values()):
             raise StudyError(f"{where}: expected a mapping of field -> non-empty list of values, got {g!r}.")
+        points = math.prod(len(v) for v in g.values())
+        if points + len(out) > MAX_RUNS:
+            raise StudyError(f"{where}: {' x '.join(str(len(v)) for v in g.values())} = {points:,} grid points; "
+                             f"a study has at most {MAX_RUNS:,} runs. Use fewer values per field.")
         for combo in itertools.product(*g.values()):
             overrides = dict(zip(g, combo))
             out.append((variation_name(overrides), overrides))
@@ -190,6 +247,8 @@ def _seeds(seeds) -> list:
     if isinstance(seeds, int):
         if seeds < 1:
             raise StudyError(f"seeds: {seeds} is fewer than 1 seed.")
+        if seeds > MAX_RUNS:
+            raise StudyError(f"seeds: {seeds:,} seeds; a study has at most {MAX_RUNS:,} runs.")
         return list(range(seeds))
     if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and
                                                  0 <= s < 2**31 for s in seeds):
@@ -222,6 +281,7 @@ def study_from_dict(data) -> Study:
         raise StudyError("baseline: missing. Every study needs a baseline configuration (a mapping of "
                          "ganlib.Config fields) that its variations change.")
     baseline = _config_of(None, _overrides(data["baseline"], "baseline"), "baseline")
+    seeds = _seeds(data.get("seeds"))
 
     # (name, overrides) of every variation: the baseline, then the explicit list, then the grid(s).
     entries = []
@@ -238,6 +298,9 @@ def study_from_dict(data) -> Study:
     if data.get("grid"):
         entries += [(n, o, False) for n, o in _grid_variations(data["grid"])]
 
+    if (len(entries) + 1) * len(seeds) > MAX_RUNS:
+        raise StudyError(f"{len(entries) + 1:,} variations x {len(seeds):,} seeds = "
+                         f"{(len(entries) + 1) * len(seeds):,} runs; a study has at most {MAX_RUNS:,}.")
     variations = [Variation("baseline", {}, baseline)]
     seen = {baseline.hash: "baseline"}
     for vname, overrides, explicit_entry in entries:
@@ -267,7 +330,7 @@ def study_from_dict(data) -> Study:
         raise StudyError(f"factors: expected a list of ganlib.Config fields, got {factors!r}.")
     _unknown(factors, CONFIG_FIELDS, "factors")
     return Study(name=name, description=(data.get("description") or "").strip(),
-                 question=(data.get("question") or "").strip(), baseline=baseline, variations=variations, seeds=_seeds(data.get("seeds")),
+                 question=(data.get("question") or "").strip(), baseline=baseline, variations=variations, seeds=seeds,
                  resources=_resources(data.get("resources")), metrics=metrics, primary_metric=primary,
                  factors=factors)
 

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from analysis.study import Study, StudyError, default_workers, load_study
+from analysis.study import LARGE_PLAN, Study, StudyError, default_workers, load_study
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.py"
 FINISHED = ("completed", "diverged")  # ganlib.run.train returns these as they are: never retrained
@@ -59,6 +59,20 @@ def _kernel_manager_class(env: dict, log):
     return KernelManager
 
 
+SCHEDULER_TIMEOUT = "10s"
+BUSY_GRACE_SECONDS = 10  # a kernel whose Dask worker died holds its run's lock for a few seconds more
+
+
+def _wait_for_trainer(run, seconds: float) -> bool:
+    """True if a live process still holds the run's training lock after waiting up to `seconds` for it."""
+    deadline = time.monotonic() + seconds
+    while run.is_locked():
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def run_line(run_id: str, result: dict) -> str:
     """The runner's line for a finished run: status, time, error, and loudly a run that did not learn."""
     line = (f"{run_id}: {result['status']}"
@@ -73,7 +87,7 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
     """Train one run through papermill. Executed on a Dask worker; never raises, returns what happened."""
     from filelock import FileLock, Timeout
 
-    from ganlib.rundir import RunDirectory, now
+    from ganlib.rundir import RunDirectory, RunDirectoryError, now
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +100,9 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
     except Timeout:
         return {**result, "status": "busy", "error": "claimed by another runner"}
     try:
+        run = RunDirectory(run_dir)
+        if _wait_for_trainer(run, BUSY_GRACE_SECONDS):
+            return {**result, "status": "busy", "error": "being trained by another process"}
         status = read_status(run_dir)
         if status in FINISHED:  # finished since it was planned (e.g. by another runner)
             done = RunDirectory(run_dir).read_summary()
@@ -108,13 +125,17 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
                 ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
                 error = f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
                 details = traceback.format_exc()
-        run = RunDirectory(run_dir)
         summary = run.read_summary()
         if error and summary.get("status") not in ("failed", *FINISHED):
             # It failed before ganlib.run.train could record it (e.g. in the data preview cell, or the kernel
-            # died): record it, so the run directory says so and the study reports it.
-            summary = run.update_summary(status="failed", error=error, finished_at=now(),
-                                         traceback=details)
+            # died): record it, so the run directory says so and the study reports it -- unless a live trainer
+            # holds the run (another process started it meanwhile): that run is busy, and its summary is its own.
+            try:
+                with run.lock():
+                    summary = run.update_summary(status="failed", error=error, finished_at=now(),
+                                                 traceback=details)
+            except RunDirectoryError:
+                return {**result, "status": "busy", "error": "being trained by another process"}
         return {**result, "status": summary.get("status") or "failed", "error": summary.get("error") or error,
                 "seconds": round(time.perf_counter() - started, 1), "trained": True,
                 "attempts": summary.get("attempts"), "verdict": summary.get("verdict"),
@@ -150,7 +171,14 @@ def dask_client(scheduler: Optional[str], workers: int):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as e:  # refused, unreachable, no such host, bad address
+            raise StudyError(f"could not connect to the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT} "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'}). Is it "
+                             "running (`dask scheduler`, then `dask worker <address>` on each machine) and is the "
+                             "address right? Nothing was trained.") from None
+        with client:
             yield client
         return
     # One single-threaded worker process per parallel run; loopback only, no dashboard port to collide on.
@@ -175,8 +203,21 @@ def _counts(statuses) -> dict:
     return counts
 
 
-def run_study(study: Study, out, scheduler=None, workers=None, threads=None, only=None, dry_run=False) -> int:
-    """Run (the rest of) a study; returns the exit code: 0, or 1 if a run failed."""
+def confirm_large_plan(n_runs: int, yes: bool) -> bool:
+    """A plan of more than LARGE_PLAN runs needs --yes (or a yes at a terminal) before anything is trained."""
+    if n_runs <= LARGE_PLAN or yes:
+        return True
+    message = f"This plan trains {n_runs:,} runs (more than {LARGE_PLAN})."
+    if sys.stdin is not None and sys.stdin.isatty():
+        return input(f"{message} Train them? [y/N] ").strip().lower() in ("y", "yes")
+    print(f"error: {message} Check it with --dry-run, then pass --yes to train them.", file=sys.stderr)
+    return False
+
+
+def run_study(study: Study, out, scheduler=None, workers=None, threads=None, only=None, dry_run=False,
+              yes=False) -> int:
+    """Run (the rest of) a study; returns the exit code: 0, 1 if a run failed, 2 if a large plan was not
+    confirmed."""
     from ganlib.rundir import atomic_write, now, write_json
 
     threads = threads or study.resources.get("threads_per_run", 1)
@@ -196,6 +237,8 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         for run, d, status in runs:
             print(f"  {run.run_id:40s} {status or 'not started'}")
         return 0
+    if not confirm_large_plan(len(todo), yes):
+        return 2
 
     started, t0 = now(), time.perf_counter()
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -269,13 +312,15 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", metavar="VARIATION",
                         help="run only this variation (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan; train nothing")
+    parser.add_argument("--yes", action="store_true", help=f"train a plan of more than {LARGE_PLAN} runs without asking")
     args = parser.parse_args(argv)
     for name in ("workers", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('threads', 'threads-per-run')} must be >= 1")
     try:
         study = load_study(args.study)
-        return run_study(study, args.out, args.scheduler, args.workers, args.threads, args.only, args.dry_run)
+        return run_study(study, args.out, args.scheduler, args.workers, args.threads, args.only, args.dry_run,
+                         args.yes)
     except StudyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -42,24 +42,34 @@ def _caption(frame: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     return np.asarray(out)
 
 
-def training_progress_gif(run_dir, path, fps: float = 2, caption: bool = True,
-                          epochs: Optional[Sequence[int]] = None) -> Path:
-    """GIF of a run's fixed-noise sample grids (`samples/epoch_*.png`), one frame per saved epoch.
+def progress_frames(run_dir, caption: bool = True, epochs: Optional[Sequence[int]] = None,
+                    max_frames: Optional[int] = None) -> list:
+    """A run's fixed-noise sample grids as frames (uint8; greyscale runs stay greyscale, colour runs colour).
 
-    The grids all come from the same latent points, so the animation shows training itself, not sampling luck.
-    `caption` adds an "epoch N" strip on top; `epochs` picks a subset.
-    """
+    `caption` adds an "epoch N" strip on top; `epochs` picks a subset; `max_frames` spreads that many evenly
+    over training (always keeping the first and the last grid)."""
     from PIL import Image
 
     run = RunDirectory(run_dir)
     files = run.sample_files()
     if epochs is not None:
-        files = [f for f in files if int(f.stem.split("_")[1]) in set(epochs)]
+        files = [f for f in files if run.sample_epoch(f) in set(epochs)]
     if not files:
         raise RunDirectoryError(f"{run.path} has no sample grids (samples/epoch_*.png) to animate")
+    if max_frames and len(files) > max_frames:
+        files = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, max_frames).round().astype(int))]
     frames = []
     for f in files:
         with Image.open(f) as picture:
             frame = np.asarray(picture.convert("L" if picture.mode in ("L", "I", "1") else "RGB"))
-        frames.append(_caption(frame, f"epoch {int(f.stem.split('_')[1])}") if caption else frame)
-    return save_gif(frames, path, fps=fps)
+        frames.append(_caption(frame, f"epoch {run.sample_epoch(f)}") if caption else frame)
+    return frames
+
+
+def training_progress_gif(run_dir, path, fps: float = 2, caption: bool = True,
+                          epochs: Optional[Sequence[int]] = None) -> Path:
+    """GIF of a run's fixed-noise sample grids (`samples/epoch_*.png`), one frame per saved epoch.
+
+    The grids all come from the same latent points, so the animation shows training itself, not sampling luck.
+    """
+    return save_gif(progress_frames(run_dir, caption, epochs), path, fps=fps)

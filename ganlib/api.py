@@ -21,7 +21,8 @@ class GAN:
     def __init__(self, config: Optional[Config] = None, run_dir=None, **fields):
         if config is not None and fields:
             config = config.replace(**fields)
-        self.config = config if config is not None else Config(**fields)
+        # from_dict, not Config(**fields): a typo gets "did you mean", not a bare TypeError
+        self.config = config if config is not None else Config.from_dict(fields)
         self.run_dir = Path(run_dir or Path("runs") / f"{self.config.dataset}-{self.config.hash}")
         self.generator = None
         self.discriminator = None
@@ -56,10 +57,8 @@ class GAN:
         from .run import load_models_from
 
         self.generator, self.discriminator = load_models_from(self.run_dir)
-        if self.run.model_file("generator_ema").exists():
-            from .rundir import load_keras_model
-
-            self.generator = load_keras_model(self.run.model_file("generator_ema"))
+        if self.run.final_generator_name != "generator":
+            self.generator = self.run.load_model(self.run.final_generator_name)
 
     def _require_models(self):
         if self.generator is None:

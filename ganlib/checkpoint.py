@@ -1,12 +1,13 @@
 """Resume points: every piece of training state in one atomically written, pickle-free .npz file.
 
 Saved: generator, discriminator (and EMA generator) variables including normalization statistics and dropout
-seeds, both optimizers' variables (moments, iteration counters), the trainer's noise RNG state and the epoch.
+seeds, both optimizers' variables (moments, iteration counters), the trainer's noise RNG state, the epoch and the
+hash of the configuration that trained it (a checkpoint is never resumed under another configuration).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -30,7 +31,18 @@ def save(trainer, path: Path, epoch: int) -> None:
     arrays = {key: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for key, v in _state_variables(trainer).items()}
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, epoch=np.int64(epoch), **arrays)
+            np.savez(f, epoch=np.int64(epoch), config_hash=np.array(trainer.config.hash), **arrays)
+
+
+def peek(path: Path) -> Tuple[Optional[int], Optional[str]]:
+    """(epoch, configuration hash) of the checkpoint at `path`, without a model: (None, None) when there is none;
+    the hash is None for a checkpoint saved before ganlib recorded it."""
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    saved = load_arrays(path)
+    epoch, value = saved.get("epoch"), saved.get("config_hash")
+    return (int(epoch) if epoch is not None else None), (str(value) if value is not None else None)
 
 
 def load(trainer, path: Path) -> Optional[int]:
@@ -43,6 +55,10 @@ def load(trainer, path: Path) -> Optional[int]:
         return None
     variables = _state_variables(trainer)
     saved = load_arrays(path)
+    saved_hash = saved.get("config_hash")
+    if saved_hash is not None and str(saved_hash) != trainer.config.hash:
+        raise RunDirectoryError(f"Checkpoint {path} was saved by configuration {saved_hash}, not this one "
+                                f"({trainer.config.hash}). Use a new run directory for a changed configuration.")
     missing = sorted((set(variables) | {"epoch"}) - set(saved))
     if missing:
         raise RunDirectoryError(f"Checkpoint {path} does not match this configuration's models (missing "

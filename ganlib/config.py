@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
@@ -49,6 +50,9 @@ SHARED_DEFAULTS = {
     "g_filters": "filters", "d_filters": "filters",
     "g_depth": "depth", "d_depth": "depth",
 }
+
+
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -135,6 +139,7 @@ class Config:
     threads: int = 0  # intra-op threads for this run (0 = TensorFlow's default)
 
     def __post_init__(self):
+        self._numbers_from_text()
         self._apply_recipe()
         for name, shared in SHARED_DEFAULTS.items():
             if getattr(self, name) is None:
@@ -142,6 +147,20 @@ class Config:
         if isinstance(self.d_steps, (list, tuple)):  # a schedule: tuples and lists alike, as JSON gives them back
             self.d_steps = [list(e) if isinstance(e, (list, tuple)) else e for e in self.d_steps]
         self.validate()
+
+    def _numbers_from_text(self) -> None:
+        """Numbers written as text become numbers: YAML 1.1 (papermill's `-f params.yaml`) reads `2e-4` as the
+        string "2e-4", and a user who wrote a number meant one. Anything else is left for validation to refuse."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, str):
+                continue
+            kind = str(f.type).replace("Optional[", "").rstrip("]")
+            text = value.strip()
+            if kind == "float" and _FLOAT_TEXT.fullmatch(text):
+                setattr(self, f.name, float(text))
+            elif kind == "int" and re.fullmatch(r"[-+]?\d+", text):
+                setattr(self, f.name, int(text))
 
     def _apply_recipe(self) -> None:
         """Fill the fields left as None from the recipe. A per-network field (g_norm) whose shared field (norm)

@@ -6,6 +6,7 @@ nothing here downloads, because our users' machines often cannot.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import gzip
@@ -48,7 +49,8 @@ class ImageData:
     class_names: List[str]
     name: str
     source: str = ""
-    skipped: List[str] = field(default_factory=list)  # unreadable files of a folder dataset
+    skipped: List[str] = field(default_factory=list)  # unreadable files of a folder dataset, "path: reason"
+    resized: int = 0  # images of a folder dataset brought to the common size (see `_folder`)
 
     def __len__(self):
         return len(self.images)
@@ -70,7 +72,7 @@ class ImageData:
         if n >= len(self):
             return self
         idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return ImageData(self.images[idx], self.labels[idx], self.class_names, self.name, self.source)
+        return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -120,15 +122,22 @@ def _idx_pair(dataset, dirs, images_name, labels_name, how_to_get):
     return images, labels.astype(np.int32), str(files[0].parent)
 
 
-def _dirs(data_dir, *defaults) -> List[Path]:
-    dirs = [Path(data_dir).expanduser()] if data_dir else []
-    return dirs + [Path(d) for d in defaults]
+def _dirs(dataset: str, data_dir, *defaults) -> List[Path]:
+    """Where to look: `data_dir` alone when given (a mistyped one must not quietly fall back to another copy),
+    else the standard places."""
+    if data_dir:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(dataset, [root], f"check data_dir={str(data_dir)!r}: it must be an existing "
+                                       "folder (leave it unset to use the standard places)")
+        return [root, *(d for d in map(Path, defaults) if root in d.parents)]
+    return [Path(d) for d in defaults]
 
 
 # ---------------------------------------------------------------------------------------------- loaders
 def _fashion_mnist(split, data_dir):
     prefix = "train" if split == "train" else "t10k"
-    dirs = _dirs(data_dir, KERAS_CACHE / "fashion-mnist", DEBIAN_FASHION_MNIST)
+    dirs = _dirs("fashion_mnist", data_dir, KERAS_CACHE / "fashion-mnist", DEBIAN_FASHION_MNIST)
     how = ("on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`; or put the four IDX .gz files "
            "(train-images-idx3-ubyte.gz, ...) in data_dir or ~/.keras/datasets/fashion-mnist/.")
     x, y, src = _idx_pair("fashion_mnist", dirs, f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte", how)
@@ -138,7 +147,7 @@ def _fashion_mnist(split, data_dir):
 def _mnist(split, data_dir):
     how = ("put mnist.npz (keras.datasets.mnist cache) in ~/.keras/datasets/ or data_dir, or the four IDX files "
            "(train-images-idx3-ubyte[.gz], ...) in data_dir. Offline alternative: dataset='mnist_subset'.")
-    npz_candidates = [d / "mnist.npz" for d in _dirs(data_dir, KERAS_CACHE)]
+    npz_candidates = [d / "mnist.npz" for d in _dirs("mnist", data_dir, KERAS_CACHE)]
     for c in npz_candidates:
         if c.exists():
             with np.load(c, allow_pickle=False) as f:  # never unpickle user files
@@ -146,7 +155,7 @@ def _mnist(split, data_dir):
                 return f[f"x_{key}"], f[f"y_{key}"].astype(np.int32), list(string.digits), str(c)
     prefix = "train" if split == "train" else "t10k"
     try:
-        x, y, src = _idx_pair("mnist", _dirs(data_dir, KERAS_CACHE / "mnist"), f"{prefix}-images-idx3-ubyte",
+        x, y, src = _idx_pair("mnist", _dirs("mnist", data_dir, KERAS_CACHE / "mnist"), f"{prefix}-images-idx3-ubyte",
                               f"{prefix}-labels-idx1-ubyte", how)
     except DatasetNotFoundError:
         raise DatasetNotFoundError("mnist", npz_candidates + [Path(data_dir or KERAS_CACHE / "mnist")], how) from None
@@ -195,7 +204,7 @@ def _digits(split, data_dir):
 
 def _emnist(variant):
     def load(split, data_dir):
-        dirs = _dirs(data_dir, *( [Path(data_dir) / "gzip"] if data_dir else []), KERAS_CACHE / "emnist")
+        dirs = _dirs(f"emnist_{variant}", data_dir, *( [Path(data_dir) / "gzip"] if data_dir else []), KERAS_CACHE / "emnist")
         how = ("download the EMNIST 'gzip.zip' from NIST (https://www.nist.gov/itl/products-and-services/"
                "emnist-dataset), unzip it and pass data_dir=<folder holding emnist-" + variant + "-*.gz>.")
         x, y, src = _idx_pair(f"emnist_{variant}", dirs, f"emnist-{variant}-{split}-images-idx3-ubyte",
@@ -207,8 +216,36 @@ def _emnist(variant):
     return load
 
 
+def _to_8bit(im):
+    """A Pillow image with 8 bits per channel. 16-bit greyscale ("I;16", or "I" as Pillow opens 16-bit PNGs) is
+    scaled by 255/65535 (Pillow's own convert would clip every value above 255 to white)."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I") or (im.mode == "F"):
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if im.mode != "F" else max(float(arr.max()), 1.0)
+        if im.mode == "I" and arr.max() <= 255:  # a 32-bit container holding 8-bit values
+            top = 255.0
+        return Image.fromarray(np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    return im
+
+
+def _fit(im, size):
+    """Center-crop `im` to the aspect ratio of `size` (w, h), then resize it (Lanczos): faces are cropped, not
+    squashed."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(im, size, method=3, centering=(0.5, 0.5))  # 3 = LANCZOS
+
+
 def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
-    from PIL import Image, UnidentifiedImageError
+    """Images of a folder (one sub-folder per class, or none).
+
+    Unreadable files (damaged, truncated, decompression bombs) are skipped and named, or refused with
+    on_bad_image="error". Size policy: every image is brought to `image_size` x `image_size`, or, without
+    image_size, to the most common size in the folder -- by a centre crop to that aspect ratio, then a resize.
+    """
+    from PIL import Image
 
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -221,29 +258,49 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
     class_names = sorted({p.parent.relative_to(root).as_posix() for p in files})
     if class_names == ["."]:
         class_names = [root.name]
-    mode = {1: "L", 3: "RGB", 4: "RGBA", None: None}[channels]
-    if mode is None:  # native: the richest mode present in the first image decides
-        with Image.open(files[0]) as im:
-            has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
-            mode = "RGBA" if has_alpha else ("L" if im.mode in ("L", "1", "I", "I;16") else "RGB")
-    images, labels, skipped = [], [], []
+    skipped = []
+
+    def bad(p, e):
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, str) else e
+        if on_bad_image == "error":
+            raise CorruptDatasetError(f"Cannot read image {p}: {reason}. Remove it, or use on_bad_image='skip'.")
+        skipped.append(f"{p}: {reason}")
+
+    # Pass 1, headers only: what each file is (a decompression bomb is refused here, before it is decoded).
+    headers = {}
     for p in files:
         try:
             with Image.open(p) as im:
-                im = im.convert(mode)
-                if image_size and im.size != (image_size, image_size):
-                    im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+                headers[p] = (im.size, im.mode, "transparency" in im.info)
+        except Exception as e:  # UnidentifiedImageError, OSError, DecompressionBombError, ...
+            bad(p, e)
+    if not headers:
+        raise CorruptDatasetError(f"No readable images in {root}; skipped: {skipped[:5]}")
+    sizes = [size for size, _, _ in headers.values()]
+    target = (image_size, image_size) if image_size else max(set(sizes), key=lambda s: (sizes.count(s), s))
+    mode = {1: "L", 3: "RGB", 4: "RGBA", None: None}[channels]
+    if mode is None:  # native: the richest mode present decides
+        modes = {m for _, m, _ in headers.values()}
+        if any(m in ("RGBA", "LA", "PA") or alpha for _, m, alpha in headers.values()):
+            mode = "RGBA"
+        elif modes <= {"L", "1", "I", "I;16", "I;16B", "I;16L", "F"}:
+            mode = "L"
+        else:
+            mode = "RGB"
+
+    # Pass 2: decode, convert and size each file.
+    images, labels, resized = [], [], 0
+    for p in headers:
+        try:
+            with Image.open(p) as im:
+                im.load()
+                im = _to_8bit(im).convert(mode)
+                if im.size != target:
+                    im = _fit(im, target)
+                    resized += 1
                 arr = np.asarray(im, np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            if on_bad_image == "error":
-                raise CorruptDatasetError(f"Cannot read image {p}: {e}. Remove it, or use on_bad_image='skip'.")
-            skipped.append(f"{p}: {e}")
-            continue
-        if images and arr.shape != images[0].shape:
-            if on_bad_image == "error":
-                raise CorruptDatasetError(f"{p} is {arr.shape[1]}x{arr.shape[0]} but earlier images are "
-                                          f"{images[0].shape[1]}x{images[0].shape[0]}; set image_size to resize all.")
-            skipped.append(f"{p}: size {arr.shape[:2]} differs from {images[0].shape[:2]} (set image_size)")
+        except Exception as e:  # truncated or damaged data only shows when decoded
+            bad(p, e)
             continue
         images.append(arr)
         rel = p.parent.relative_to(root).as_posix()
@@ -254,7 +311,7 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
     if x.ndim == 3:
         x = x[..., None]
     x, y = _stratified_split(x, np.asarray(labels, np.int32), 0.1, split) if len(x) >= 20 else (x, np.asarray(labels, np.int32))
-    return x, y, class_names, str(root), skipped
+    return x, y, class_names, str(root), skipped, resized
 
 
 LOADERS = {
@@ -273,11 +330,11 @@ def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None
     """Load a dataset split as uint8 images, resized to `image_size` and converted to `channels` if given."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}; use 'train' or 'test'.")
-    skipped = []
+    skipped, resized = [], 0
     if name == "folder":
         if not data_dir:
             raise DatasetNotFoundError("folder", [], "pass data_dir=<a folder of images>.")
-        x, y, classes, src, skipped = _folder(split, data_dir, channels, image_size, on_bad_image)
+        x, y, classes, src, skipped, resized = _folder(split, data_dir, channels, image_size, on_bad_image)
     elif name in LOADERS:
         x, y, classes, src = LOADERS[name](split, data_dir)
     else:
@@ -287,7 +344,7 @@ def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None
     x = _convert_channels(x, channels)
     if image_size and x.shape[1] != image_size:
         x = _resize(x, image_size)
-    return ImageData(np.ascontiguousarray(x), y, list(classes), name, src, skipped)
+    return ImageData(np.ascontiguousarray(x), y, list(classes), name, src, skipped, resized)
 
 
 def load_for_config(config, split: str = "train") -> ImageData:

@@ -16,20 +16,14 @@ import numpy as np
 from .data import to_uint8
 from .latent import (generate_at, is_conditional, latent_dim_of, load_latent_points, num_classes_of,
                      save_latent_points)
-from .rundir import RunDirectory, RunDirectoryError
+from .rundir import RunDirectory
 
 
 def load_generator(run_dir, model: str = "generator") -> Tuple[object, Optional[list]]:
     """(generator, class names) of a completed run: `models/<model>.keras` loaded with Keras safe_mode (no code
     from the file runs) and the dataset's class names from summary.json. `model="generator_ema"` for EMA runs."""
-    from .rundir import load_keras_model
-
     run = RunDirectory(run_dir)
-    path = run.model_file(model)
-    if not path.exists():
-        raise RunDirectoryError(f"{path} does not exist: final models are written when a run completes "
-                                f"(status of {run.path}: {run.status or 'no summary.json'}).")
-    generator = load_keras_model(path)
+    generator = run.load_model(model)
     return generator, run.read_summary().get("dataset", {}).get("classes")
 
 

@@ -54,11 +54,29 @@ def _load_or_make_noise(run: RunDirectory, config: Config, num_classes: int):
     return z, labels
 
 
+# Fields baked into a saved model: a run started from another run's models (init_from) must agree on them, or its
+# config.json would describe networks it did not train.
+ARCHITECTURE_FIELDS = ("model", "latent_dim", "conditional", "embedding_dim", "d_conditioning", "g_filters",
+                       "d_filters", "filter_growth", "g_depth", "d_depth", "upsampling", "g_leaky_slope",
+                       "d_leaky_slope", "dropout", "g_norm", "d_norm")
+
+
+def source_run_dir(init_from) -> Path:
+    """The run directory `init_from` names; a path to one of its `models/*.keras` files is taken as its run."""
+    path = Path(init_from).expanduser()
+    if path.suffix == ".keras" and path.parent.name == "models":
+        return path.parent.parent
+    if path.is_file():
+        raise ConfigError("init_from", str(init_from), "the directory of a completed run (the folder that holds "
+                          "models/generator.keras), or one of its models/*.keras files")
+    return path
+
+
 def load_models_from(run_dir):
     """(generator, discriminator) saved at the end of another run, for transfer learning or sampling.
 
     Always in Keras safe mode (see `ganlib.rundir.load_keras_model`): loading a model never runs code from it."""
-    run = RunDirectory(run_dir)
+    run = RunDirectory(source_run_dir(run_dir))
     paths = [run.model_file("generator"), run.model_file("discriminator")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -67,21 +85,63 @@ def load_models_from(run_dir):
     return tuple(load_keras_model(p) for p in paths)
 
 
+def check_init_from(config: Config) -> None:
+    """Refuse an init_from run whose networks differ from what `config` describes (read before any data)."""
+    run = RunDirectory(source_run_dir(config.init_from))
+    if not run.config_file.exists():
+        raise ConfigError("init_from", str(config.init_from), f"the directory of a completed ganlib run ({run.path} "
+                          "has no config.json)")
+    source = run.read_config()
+    differ = {k: (getattr(source, k), getattr(config, k)) for k in ARCHITECTURE_FIELDS
+              if getattr(source, k) != getattr(config, k)}
+    if differ:
+        listed = ", ".join(f"{k}={there!r} (here {here!r})" for k, (there, here) in differ.items())
+        raise ConfigError("init_from", str(config.init_from),
+                          f"a run with this configuration's architecture; that run has {listed}. Set these fields to "
+                          "the source run's values, so that config.json describes the networks this run trains")
+
+
+def _trained_anything(run: RunDirectory) -> bool:
+    return (run.checkpoint_file.exists() or any(run.models_dir.glob("*.keras")) or run.epochs_file.exists()
+            or run.batches_file.exists())
+
+
 def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
     """Refuse a directory that holds a different configuration; return its summary if it is finished.
 
+    The configuration is recorded three times (config.json, summary.json's config_hash, the checkpoint's hash), so
+    a directory whose config.json was lost or replaced is still recognized. A directory in which nothing was
+    trained yet (e.g. a first attempt refused by a config check) may take a corrected configuration.
     Only reads: a refused directory is left exactly as it was."""
-    if run.config_file.exists():
-        existing = run.read_config()
-        if existing.hash != config.hash:
-            changed = {k: (v, getattr(config, k)) for k, v in existing.to_dict().items()
-                       if getattr(config, k) != v}
-            raise RunDirectoryError(
-                f"{run.path} already holds a run of a different configuration (changed: {changed}). "
-                "Use a new run directory, or delete this one to start over.")
+    from . import checkpoint
+
     summary = run.read_summary()
+    recorded = {}
+    if run.config_file.exists():
+        recorded["config.json"] = run.read_config()
+    if summary.get("config_hash"):
+        recorded["summary.json"] = summary["config_hash"]
+    saved_epoch, saved_hash = checkpoint.peek(run.checkpoint_file)
+    if saved_hash:
+        recorded[str(run.checkpoint_file.relative_to(run.path))] = saved_hash
+    differs = {name: value for name, value in recorded.items()
+               if (value.hash if isinstance(value, Config) else value) != config.hash}
+    if differs and _trained_anything(run):
+        existing = recorded.get("config.json")
+        if isinstance(existing, Config) and "config.json" in differs:
+            changed = {k: (v, getattr(config, k)) for k, v in existing.to_dict().items() if getattr(config, k) != v}
+            detail = f"changed: {changed}"
+        else:
+            detail = ", ".join(f"{name} records configuration {value if isinstance(value, str) else value.hash}"
+                               for name, value in differs.items()) + f"; this one is {config.hash}"
+        raise RunDirectoryError(
+            f"{run.path} already holds a run of a different configuration ({detail}). "
+            "Use a new run directory, or delete this one to start over. Nothing was changed.")
+    if differs:
+        return None  # nothing was trained under the old configuration: train() starts the directory afresh
     if summary.get("status") in ("completed", "diverged"):
         return summary
+    run.check_logs(saved_epoch or 0)  # before anything is written: a resume would inherit gaps
     return None
 
 
@@ -104,11 +164,14 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
             return finished
         run.remove_temp_files()  # left by writes that a kill interrupted
         configure_threads(config.threads)
-        run.write_config(config)
         previous = run.read_summary()
+        if previous.get("config_hash") not in (None, config.hash):  # an untrained attempt of another config
+            previous = {}
+            run.summary_file.unlink()
+        run.write_config(config)
         run.update_summary(status="running", config_hash=config.hash, ganlib_version=__version__,
                            started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
-                           error=None)
+                           error=None, traceback=None)
         try:
             return _train(config, run, verbose, evaluate, list(callbacks))
         except Exception as e:
@@ -123,6 +186,8 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
 def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks) -> dict:
     from .data import load_for_config
 
+    if config.init_from:
+        check_init_from(config)
     # The data is read and checked first: a missing or damaged dataset costs no model building.
     data = load_for_config(config, "train")
     config.check_dataset_size(len(data))
@@ -145,6 +210,12 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         if tuple(generator.outputs[-1].shape) != expected:
             raise ConfigError("init_from", config.init_from, f"a run whose generator makes images of shape "
                               f"{expected[1:]} (it makes {tuple(generator.outputs[-1].shape)[1:]})")
+        from .latent import num_classes_of
+
+        known = num_classes_of(generator)
+        if config.conditional and known != data.num_classes:
+            raise ConfigError("init_from", config.init_from, f"a run trained on {data.num_classes} classes like "
+                              f"{data.name} (its generator knows {known})")
     else:
         generator, discriminator = build_models(config, data.image_shape, data.num_classes)
     trainer = GANTrainer(generator, discriminator, config, data.num_classes)
@@ -173,7 +244,8 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         resumed_from_epoch=initial_epoch or None, steps_per_epoch=steps_per_epoch,
         dataset={"name": data.name, "source": data.source, "train_images": len(data),
                  "image_shape": list(data.image_shape), "classes": data.class_names,
-                 "skipped_files": len(data.skipped)},
+                 "skipped_files": len(data.skipped), "skipped": data.skipped[:100],
+                 "resized_files": data.resized},
         parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
         precision=config.resolved_precision)
 

@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -27,6 +28,10 @@ EPOCH_FILE = "metrics/epochs.csv"
 BATCH_FILE = "metrics/batches.csv"
 TEMP_MARK = ".tmp-"  # temporary files are ".<stem>.tmp-<random><suffix>": hidden, and never a reader's pattern
 LOCK_FILE = ".train.lock"
+SAMPLE_NAME = re.compile(r"epoch_(\d{4,})\.png")  # only ganlib's own grids; "epoch_0002 copy.png" is not one
+# Files are created as a plain open() would (0666 less the umask), not mkstemp's 0600, so a cluster group can read them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class RunDirectoryError(RuntimeError):
@@ -34,7 +39,7 @@ class RunDirectoryError(RuntimeError):
 
 
 class DiskFullError(OSError):
-    """A write failed for lack of space; the file being written still holds its previous version."""
+    """A write failed for lack of space (or a file-size limit); the file being written keeps its previous version."""
 
 
 def now() -> str:
@@ -42,10 +47,16 @@ def now() -> str:
 
 
 def _raise_if_disk_full(e: OSError, path) -> None:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(e, DiskFullError):
+    if isinstance(e, DiskFullError):
+        return
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
         raise DiskFullError(e.errno, f"Disk full (no space left on device, or quota exceeded) while writing {path}; "
                             f"its previous version is intact. Free space on the disk holding {Path(path).parent} "
                             "and run again to resume") from e
+    if e.errno == errno.EFBIG:
+        raise DiskFullError(e.errno, f"File size limit exceeded while writing {path} (a limit set with `ulimit -f` "
+                            "or by the job scheduler); its previous version is intact. Raise the limit and run again "
+                            "to resume") from e
 
 
 @contextlib.contextmanager
@@ -55,6 +66,7 @@ def atomic_path(path: Path, suffix: str = ""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -98,6 +110,12 @@ def read_json(path: Path, default=None):
 
 def load_arrays(path) -> dict:
     """Every array of an `.npz` file. Pickled Python objects are refused: unpickling a file can run code."""
+    with open(path, "rb") as f:  # FileNotFoundError as it is
+        head = f.read(6)
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")) and not head.startswith(b"\x80"):
+        # Not a zip, not .npy and not a pickle stream: numpy would call it pickled data, which it is not.
+        raise RunDirectoryError(f"{path} is not an .npz file (it starts with {head!r}): it is damaged or was not "
+                                "written by ganlib; delete it.")
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
@@ -159,10 +177,29 @@ class RunDirectory:
         return self.samples_dir / f"epoch_{epoch:04d}.png"
 
     def sample_files(self):
-        return sorted(self.samples_dir.glob("epoch_*.png"))
+        """The run's sample grids in epoch order (other files in samples/ are not grids and are ignored)."""
+        return sorted(p for p in self.samples_dir.glob("epoch_*.png") if SAMPLE_NAME.fullmatch(p.name))
+
+    @staticmethod
+    def sample_epoch(path) -> int:
+        return int(SAMPLE_NAME.fullmatch(Path(path).name).group(1))
 
     def model_file(self, name: str) -> Path:
         return self.models_dir / f"{name}.keras"
+
+    def load_model(self, name: str = "generator"):
+        """`models/<name>.keras` of a completed run, loaded without running code from it: the one model loader
+        of ganlib and of the report (see `load_keras_model`)."""
+        path = self.model_file(name)
+        if not path.exists():
+            raise RunDirectoryError(f"{path} does not exist: final models are written when a run completes "
+                                    f"(status of {self.path}: {self.status or 'no summary.json'}).")
+        return load_keras_model(path)
+
+    @property
+    def final_generator_name(self) -> str:
+        """The generator that stands for the run: its EMA copy when it has one."""
+        return "generator_ema" if self.model_file("generator_ema").exists() else "generator"
 
     # config and summary
     def read_config(self):
@@ -219,6 +256,20 @@ class RunDirectory:
             yield self
         finally:
             lock.release()
+
+    def is_locked(self) -> bool:
+        """Whether a live process holds the training lock now."""
+        from filelock import FileLock, Timeout
+
+        if not (self.path / LOCK_FILE).exists():
+            return False
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
 
     def temp_files(self):
         """Temporary files left by writes a kill interrupted (never read: each has a finished counterpart)."""
@@ -289,8 +340,37 @@ class RunDirectory:
                 with atomic_path(path) as tmp:
                     keep.to_csv(tmp, index=False, lineterminator="\n")
         for png in self.sample_files():
-            if int(png.stem.split("_")[1]) > last_epoch:
+            if self.sample_epoch(png) > last_epoch:
                 png.unlink()
+
+    def check_logs(self, last_epoch: int) -> None:
+        """Refuse to resume from a checkpoint at `last_epoch` whose epochs the logs do not all hold.
+
+        ganlib logs an epoch before it checkpoints it, so a gap means a log was damaged or deleted from outside;
+        training on would leave the run with holes in its curves for good."""
+        if not last_epoch:
+            return
+        for path in (self.epochs_file, self.batches_file):
+            logged = set(_read_log(path)["epoch"].tolist()) if path.exists() else set()
+            missing = sorted(set(range(1, last_epoch + 1)) - logged)
+            if missing:
+                what = "is missing" if not path.exists() else f"lacks epoch(s) {_ranges(missing)}"
+                raise RunDirectoryError(
+                    f"{path} {what}, but the checkpoint {self.checkpoint_file} is at epoch {last_epoch}: resuming "
+                    "would leave permanent gaps in the run's logs. Restore the file from a backup, or delete "
+                    f"{self.checkpoint_file} to train the run again from the start. Nothing was changed.")
+
+
+def _ranges(numbers) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'"""
+    out, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            out.append(f"{start}-{n}" if n != start else f"{n}")
+            start = None
+    return ", ".join(out)
 
 
 def _has_header(path: Path) -> bool:

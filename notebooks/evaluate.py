@@ -46,7 +46,6 @@ output_dir = Path(output_dir or Path(run_dir) / "metrics")
 output_dir.mkdir(parents=True, exist_ok=True)
 
 # %%
-import keras
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -84,7 +83,7 @@ table
 
 # %%
 evaluator = M.default_evaluator(config, train.num_classes, n=result["n_samples"])
-generator = keras.models.load_model(run.model_file(result["model"]), safe_mode=True, compile=False)
+generator = run.load_model(result["model"])
 samples, _ = evaluator.samples(generator)
 kwargs = dict(space=space, extractor=extractor if space == "feature" else None)
 idx, dist = M.nearest_training_neighbours(samples, train.images, **kwargs)

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -422,7 +423,8 @@ def test_unreadable_or_odd_sized_images_are_skipped_and_counted(tmp_path):
     summary = train(cfg(dataset="folder", data_dir=str(tmp_path / "images"), epochs=1, steps_per_epoch=1),
                     run.path, verbose=0)
     assert summary["status"] == "completed"
-    assert summary["dataset"]["skipped_files"] == 3 and summary["dataset"]["image_shape"] == [8, 8, 1]
+    assert summary["dataset"]["skipped_files"] == 2 and summary["dataset"]["image_shape"] == [8, 8, 1]
+    assert summary["dataset"]["resized_files"] == 1  # the 10x10 image, brought to the common size
 
 
 def test_on_bad_image_error_rejects_the_dataset_naming_the_file(tmp_path, no_models):
@@ -568,7 +570,10 @@ def test_an_npz_with_pickled_objects_is_refused(tmp_path, file):
     with pytest.raises(RunDirectoryError, match=f"{target.name} holds pickled Python objects"):
         train(cfg(), run.path, verbose=0)
     assert not (tmp_path / "marker").exists()
-    assert run.status == "failed" and "never unpickles" in run.read_summary()["error"]
+    if file == "checkpoint":  # read while the directory is checked, before anything is written
+        assert run.read_summary() == {"status": "running", "format_version": 1}
+    else:
+        assert run.status == "failed" and "never unpickles" in run.read_summary()["error"]
 
 
 PYTHON_TAG = "name: x\nbaseline: !!python/object/apply:os.system ['touch {marker}']\nseeds: 1\n"
@@ -617,3 +622,323 @@ def test_two_runners_on_one_study_train_each_run_once(tmp_path):
     for variation in ("baseline", "small_lr"):
         summary = RunDirectory(out / "twice" / "runs" / variation / "seed0").read_summary()
         assert summary["status"] == "completed" and summary["attempts"] == 1, (variation, summary, logs)
+
+
+# ============================================================================================== round 2 (issue 13)
+# ---------------------------------------------------------------------------------------------- identity of runs
+def _as_if_killed(run: RunDirectory) -> None:
+    """A completed run made to look killed after its last checkpoint: status running, no final models."""
+    shutil.rmtree(run.models_dir)
+    summary = run.read_summary()
+    summary.update(status="running", final_metrics=None, finished_at=None)
+    write_json(run.summary_file, summary)
+
+
+@pytest.mark.parametrize("removed", [["config.json"], ["config.json", "summary.json"]])
+def test_a_checkpoint_is_never_resumed_by_another_configuration(tmp_path, reference, removed):
+    path = tmp_path / "run"
+    shutil.copytree(reference.path, path)
+    run = RunDirectory(path)
+    _as_if_killed(run)
+    for name in removed:
+        (path / name).unlink()
+    before = snapshot(path)
+    with pytest.raises(RunDirectoryError, match="different configuration.*records configuration "
+                                                f"{cfg().hash}.*this one is {cfg(lr=1e-3).hash}"):
+        train(cfg(lr=1e-3), path, verbose=0)
+    assert snapshot(path) == before  # nothing deleted or rewritten
+
+
+def test_the_corrected_command_trains_into_a_directory_whose_first_attempt_failed_a_check(tmp_path):
+    path = tmp_path / "run"
+    _image_folder(tmp_path / "images", bad=False)  # 24 images: 21 to train on
+    folder = dict(dataset="folder", data_dir=str(tmp_path / "images"))
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(cfg(**folder, batch_size=32), path, verbose=0)  # refused once the images are counted
+    assert RunDirectory(path).status == "failed"
+    summary = train(cfg(**folder, batch_size=8), path, verbose=0)
+    assert summary["status"] == "completed" and summary["config_hash"] == cfg(**folder, batch_size=8).hash
+    assert "traceback" not in summary or summary["traceback"] is None
+
+
+# ---------------------------------------------------------------------------------------------- damaged logs
+@pytest.mark.parametrize("damage", ["torn_last_line_of_epochs_csv", "deleted_epochs_csv", "deleted_batches_csv"])
+def test_a_resume_refuses_logs_with_gaps(tmp_path, reference, damage):
+    path = tmp_path / "run"
+    shutil.copytree(reference.path, path)
+    run = RunDirectory(path)
+    _as_if_killed(run)
+    if damage == "torn_last_line_of_epochs_csv":
+        data = run.epochs_file.read_bytes()
+        run.epochs_file.write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 12])  # epoch 3's row cut short
+        pattern, name = "epochs.csv lacks epoch\\(s\\) 3", "epochs.csv"
+    else:
+        name = damage.split("_", 1)[1].replace("_csv", ".csv")
+        (run.path / "metrics" / name).unlink()
+        pattern = f"{name} is missing"
+    before = snapshot(path)
+    with pytest.raises(RunDirectoryError, match=f"{pattern}, but the checkpoint .* is at epoch 3.*Nothing was changed"):
+        train(cfg(), path, verbose=0)
+    assert snapshot(path) == before
+
+
+def test_a_stray_file_in_samples_does_not_block_a_resume(tmp_path, reference):
+    path = tmp_path / "run"
+    shutil.copytree(reference.path, path)
+    run = RunDirectory(path)
+    _as_if_killed(run)
+    shutil.copy(run.sample_file(2), run.samples_dir / "epoch_0002 copy.png")
+    assert train(cfg(), path, verbose=0)["status"] == "completed"
+    assert run.sample_epoch(run.sample_files()[-1]) == 3 and (run.samples_dir / "epoch_0002 copy.png").exists()
+
+
+def test_random_bytes_as_a_checkpoint_are_called_damaged_not_pickled(tmp_path):
+    run = RunDirectory(_write_run(tmp_path / "run", cfg(), {"status": "running", "format_version": 1}))
+    run.checkpoint_file.parent.mkdir()
+    run.checkpoint_file.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(RunDirectoryError, match="is not an .npz file") as caught:
+        train(cfg(), run.path, verbose=0)
+    assert "pickled" not in str(caught.value)
+
+
+def test_files_are_readable_by_the_group_like_any_file_the_user_writes(tmp_path, reference):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    for name in ("config.json", "summary.json", "checkpoints/state.npz", "models/generator.keras",
+                 "samples/epoch_0003.png", "samples/benchmark_noise.npz"):
+        assert (reference.path / name).stat().st_mode & 0o777 == expected, name
+
+
+def test_a_file_size_limit_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    run = RunDirectory(tmp_path / "run")
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("epochs.csv"):
+            raise OSError(errno.EFBIG, "File too large")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(DiskFullError, match=f"File size limit exceeded while writing {re.escape(str(run.epochs_file))}"):
+        train(cfg(), run.path, verbose=0)
+
+
+# ---------------------------------------------------------------------------------------------- transfer (init_from)
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory) -> RunDirectory:
+    path = tmp_path_factory.mktemp("source") / "run"
+    assert train(cfg(epochs=1), path, verbose=0)["status"] == "completed"
+    return RunDirectory(path)
+
+
+def test_init_from_takes_a_model_file_of_the_run(tmp_path, source_run):
+    summary = train(cfg(init_from=str(source_run.model_file("generator"))), tmp_path / "run", verbose=0)
+    assert summary["status"] == "completed"
+
+
+def test_init_from_a_run_with_another_architecture_is_refused_naming_the_fields(tmp_path, source_run, no_models):
+    with pytest.raises(ConfigError, match="init_from.*that run has g_filters=8 \\(here 16\\), d_filters=8 \\(here 16\\)"):
+        train(cfg(filters=16, init_from=str(source_run.path)), tmp_path / "run", verbose=0)
+
+
+def test_init_from_a_run_with_other_classes_is_refused_before_training(tmp_path, source_run):
+    _image_folder(tmp_path / "images", bad=False)  # 2 classes of 8x8 images
+    with pytest.raises(ConfigError, match="trained on 2 classes.*its generator knows 10"):
+        train(cfg(dataset="folder", data_dir=str(tmp_path / "images"), init_from=str(source_run.path)),
+              tmp_path / "run", verbose=0)
+    assert not RunDirectory(tmp_path / "run").checkpoint_file.exists()
+
+
+# ---------------------------------------------------------------------------------------------- small inputs
+def test_numbers_written_as_text_are_numbers():
+    from ganlib.notebook_support import config_from_namespace
+
+    config, _ = config_from_namespace({"lr": "2e-4", "epochs": "3"})  # papermill -f params.yaml gives YAML 1.1 strings
+    assert config.g_lr == config.d_lr == 2e-4 and config.epochs == 3
+    assert config.hash == Config(lr=2e-4, epochs=3).hash
+    with pytest.raises(ConfigError, match="epochs='three'"):
+        Config.from_dict({"epochs": "three"})
+
+
+def test_papermill_params_file_with_yaml_1_1_numbers(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("lr: 2e-4\nepochs: 1\n")
+    from papermill.iorw import read_yaml_file  # how papermill's CLI reads `-f params.yaml`
+
+    values = read_yaml_file(str(params))
+    assert values["lr"] == "2e-4"  # YAML 1.1: the notebook receives a string
+    from ganlib.notebook_support import config_from_namespace
+
+    assert config_from_namespace(values)[0].lr == 2e-4
+
+
+def test_gan_with_a_typo_says_did_you_mean():
+    from ganlib.api import GAN
+
+    with pytest.raises(ConfigError, match="'lrr' \\(did you mean 'lr'\\?\\)"):
+        GAN(lrr=1e-3)
+
+
+def test_a_mistyped_data_dir_is_an_error_not_a_fallback(tmp_path):
+    from ganlib.data import load_dataset
+
+    with pytest.raises(DatasetNotFoundError, match="check data_dir=.*fashoin"):
+        load_dataset("fashion_mnist", data_dir=str(tmp_path / "fashoin"))
+
+
+# ---------------------------------------------------------------------------------------------- images
+def test_skip_means_skip_even_for_the_first_file(tmp_path):
+    from ganlib.data import load_dataset
+
+    _image_folder(tmp_path / "images")
+    (tmp_path / "images" / "a" / "!first.png").write_bytes(b"not an image at all")
+    data = load_dataset("folder", "train", str(tmp_path / "images"))
+    assert len(data.skipped) == 3 and any("!first.png" in s for s in data.skipped)
+    assert data.resized == 1  # the 10x10 image is brought to the common 8x8 size
+    summary = train(cfg(dataset="folder", data_dir=str(tmp_path / "images"), epochs=1, steps_per_epoch=1),
+                    tmp_path / "run", verbose=0)
+    assert summary["dataset"]["skipped_files"] == 3 and summary["dataset"]["resized_files"] == 1
+    assert any("!first.png" in s for s in summary["dataset"]["skipped"])
+
+
+def test_a_decompression_bomb_is_skipped_or_refused_by_name(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from ganlib.data import load_dataset
+
+    _image_folder(tmp_path / "images", bad=False)
+    Image.new("L", (400, 400)).save(tmp_path / "images" / "a" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # 160,000 pixels > 2x the limit: a "bomb"
+    data = load_dataset("folder", "train", str(tmp_path / "images"))
+    assert [s.split(":")[0] for s in data.skipped] == [str(tmp_path / "images" / "a" / "bomb.png")]
+    with pytest.raises(CorruptDatasetError, match="bomb.png.*DecompressionBomb"):
+        load_dataset("folder", "train", str(tmp_path / "images"), on_bad_image="error")
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from ganlib.data import load_dataset
+
+    ramp = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1040).astype(np.uint16)  # 0 .. 65,520
+    for i in range(4):
+        Image.fromarray(ramp).save(tmp_path / f"{i}.png")
+    assert Image.open(tmp_path / "0.png").mode in ("I;16", "I")
+    images = load_dataset("folder", "test", str(tmp_path)).images[..., 0]
+    np.testing.assert_allclose(images[0].astype(float), ramp / 257.0, atol=0.51)
+    assert (images == 255).mean() < 0.05
+
+
+def test_images_of_mixed_sizes_are_cropped_and_resized_to_the_common_size(tmp_path):
+    from PIL import Image
+
+    from ganlib.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(tmp_path / f"sq{i:02d}.png")
+    for i in range(10):  # a wide image: centre-cropped to square, not squashed
+        wide = np.zeros((12, 24, 3), np.uint8)
+        wide[:, 6:18] = 200
+        Image.fromarray(wide).save(tmp_path / f"wide{i:02d}.png")
+    data = load_dataset("folder", "train", str(tmp_path)).take(10**6)
+    full = load_dataset("folder", "test", str(tmp_path))
+    assert data.images.shape[1:] == (12, 12, 3) and len(data) + len(full) == 30 and data.skipped == []
+    assert data.resized == full.resized == 10  # counted over the folder's files, before the train/test split
+    wide = np.asarray(Image.open(tmp_path / "wide00.png"))
+    from ganlib.data import _fit
+
+    cropped = np.asarray(_fit(Image.fromarray(wide), (12, 12)))
+    assert (cropped == 200).all()  # the centre 12x12 of the wide image is all that is kept
+
+
+# ---------------------------------------------------------------------------------------------- study files
+BOMB = "name: bomb\nbaseline: {epochs: 1}\nseeds: 1\n" + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "description: *a8\n"
+
+
+def _sweep_cli(tmp_path, text, *args, timeout=60):
+    study = tmp_path / "study.yaml"
+    study.write_text(text)
+    return subprocess.run([sys.executable, "-m", "analysis.sweep", str(study), "--out", str(tmp_path / "out"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    assert len(BOMB.encode()) < 700
+    done = _sweep_cli(tmp_path, BOMB, "--dry-run")
+    assert done.returncode == 2 and "expands to more than 100,000 values" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_huge_grid_is_refused_before_it_is_built(tmp_path):
+    values = ", ".join(str(i) for i in range(100))
+    text = (f"name: huge\nbaseline: {{epochs: 1}}\nseeds: 1\ngrid:\n  latent_dim: [{values}]\n"
+            f"  embedding_dim: [{values}]\n  filters: [{values}]\n  subset: [{values}, 1000]\n")
+    done = _sweep_cli(tmp_path, text, "--dry-run")
+    assert done.returncode == 2 and "100 x 100 x 100 x 101 = 101,000,000 grid points" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_repeated_key_is_refused(tmp_path):
+    from analysis.study import StudyError, load_study
+
+    path = tmp_path / "study.yaml"
+    path.write_text("name: twice\nbaseline: {lr: 1e-3}\nseeds: 1\nbaseline: {lr: 2e-4}\n")
+    with pytest.raises(StudyError, match="found the key 'baseline' a second time \\(first at line 2\\)"):
+        load_study(path)
+
+
+def test_a_large_plan_needs_yes(tmp_path):
+    text = "name: large\nbaseline: {epochs: 1}\nseeds: 3\ngrid:\n  latent_dim: [" + ", ".join(
+        str(i) for i in range(1, 101)) + "]\n"  # 300 runs
+    done = _sweep_cli(tmp_path, text)
+    assert done.returncode == 2 and "This plan trains 300 runs" in done.stderr and "--yes" in done.stderr
+    assert not (tmp_path / "out").exists()  # nothing written, nothing trained
+    assert _sweep_cli(tmp_path, text, "--dry-run").returncode == 0
+
+
+def test_a_dead_scheduler_is_a_short_clear_error(tmp_path):
+    text = yaml.safe_dump(dict(name="remote", baseline={k: v for k, v in cfg().to_dict().items() if k != "seed"},
+                               seeds=1))
+    done = _sweep_cli(tmp_path, text, "--scheduler", "tcp://127.0.0.1:9", timeout=45)
+    assert done.returncode == 2 and "could not connect to the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------- study runner
+def test_the_runner_reports_a_live_run_as_busy_and_leaves_its_summary(tmp_path, monkeypatch):
+    from analysis import sweep
+
+    monkeypatch.setattr(sweep, "BUSY_GRACE_SECONDS", 0.5)
+    run = RunDirectory(_write_run(tmp_path / "run", cfg(), {"status": "running", "format_version": 1}))
+    before = snapshot(run.path)
+    with run.lock():  # a live trainer (another process, or a kernel whose Dask worker died)
+        result = sweep.execute_run(str(run.path), cfg().to_dict(), 1, str(tmp_path / "log"))
+    assert result["status"] == "busy" and "another process" in result["error"] and not result["trained"]
+    assert run.read_summary() == {"status": "running", "format_version": 1}
+    assert {k: v for k, v in snapshot(run.path).items() if "lock" not in k} == before
+
+
+# ---------------------------------------------------------------------------------------------- one model loader
+@pytest.mark.parametrize("loader", ["analysis.figures.load_generator", "ganlib.explore.load_generator",
+                                    "ganlib.metrics.evaluate_run"])
+def test_every_model_loader_refuses_bytecode_even_if_keras_was_made_unsafe(tmp_path, unsafe_keras_globally, loader):
+    import importlib
+
+    run, marker = _lambda_run(tmp_path, names=("generator", "discriminator", "generator_ema"))
+    module, name = loader.rsplit(".", 1)
+    with pytest.raises(ValueError, match="Lambda"):
+        getattr(importlib.import_module(module), name)(run)
+    assert not marker.exists()
+
+
+def test_there_is_one_keras_model_loader():
+    """Every .keras file is read by ganlib.rundir.load_keras_model; a second loader could skip its guards."""
+    offenders = []
+    for folder in ("ganlib", "analysis", "notebooks", "reports"):
+        for path in (Path(ROOT) / folder).rglob("*"):
+            if path.suffix in (".py", ".qmd") and path != Path(ROOT) / "ganlib" / "rundir.py":
+                text = path.read_text()
+                if re.search(r"models\.load_model\(|saving\.load_model|import load_model\b|load_weights\(", text):
+                    offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -19,6 +20,12 @@ from conftest import ROOT, tiny
 XSS = "lr=1e-3<script>alert(1)"  # a hostile variation name (also a valid directory name)
 DESCRIPTION = 'Does a larger learning rate help? <script>alert("description")</script> & <b>not bold</b>'
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Stored XSS through a run's train.ipynb: each payload would mark the page's <body> if it ran.
+HOSTILE_HTML = ("<b>fine</b><script>document.body.setAttribute('data-xss', 'script')</script>"
+                "<img src=x onerror=\"document.body.setAttribute('data-xss', 'onerror')\">")
+HOSTILE_JS = "document.body.setAttribute('data-xss', 'javascript')"
+HOSTILE_SVG = ("<svg xmlns='http://www.w3.org/2000/svg' onload=\"document.body.setAttribute('data-xss', 'svg')\">"
+               "<script>document.body.setAttribute('data-xss', 'svg-script')</script></svg>")
 
 
 def _metrics_available() -> bool:
@@ -48,6 +55,11 @@ def make_study(out: Path) -> Path:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Train one GAN configuration"),
                                              nbformat.v4.new_code_cell("print('trained')")])
         nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {run.parent.name}\n")]
+        if run.parent.name == "baseline" and run.name == "seed0":  # a run directory someone tampered with
+            nb.cells[0].source += HOSTILE_HTML
+            nb.cells[1].outputs += [nbformat.v4.new_output("display_data", data={"text/html": HOSTILE_HTML}),
+                                    nbformat.v4.new_output("display_data", data={"application/javascript": HOSTILE_JS}),
+                                    nbformat.v4.new_output("display_data", data={"image/svg+xml": HOSTILE_SVG})]
         nbformat.write(nb, run / "train.ipynb")
     baseline = {k: v for k, v in tiny(**metrics).to_dict().items() if k != "seed"}
     study = dict(name="tiny", description=DESCRIPTION, question="Is lr=1e-3 better than 2e-4 <really>?",
@@ -247,6 +259,14 @@ def test_hostile_strings_are_escaped(preview):
     assert re.search(r'&lt;script&gt;alert\((&quot;|")description', index)
 
 
+def test_run_notebooks_are_sanitized(preview):
+    page = (preview["out"] / "notebooks" / "baseline" / "seed0.html").read_text()
+    assert "<b>fine</b>" in page  # harmless markup stays
+    assert not re.search(r"<script\b", page, re.I)  # escaped as text (&lt;script&gt;) at most
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", page, re.I)  # no event handler inside a real tag
+    assert "data-xss', 'javascript" not in page  # the JavaScript output is dropped
+
+
 def test_preview_is_offline(preview):
     for page in preview["out"].glob("*.html"):
         text = page.read_text()
@@ -276,8 +296,50 @@ def test_pages_render_in_chromium(preview, tmp_path):
         assert images or page.name == "runs.html" or page.parent.parent.name == "notebooks", page
         if page.name == "gallery.html":
             assert 'data-frames="16"' in dom  # the slider's inline script ran, offline
+    hostile = preview["out"] / "notebooks" / "baseline" / "seed0.html"
+    dom = chromium(["--virtual-time-budget=3000", "--dump-dom", hostile.as_uri()], tmp_path).stdout
+    assert "</main>" in dom and "<b>fine</b>" in dom and "data-xss" not in dom.split("<body", 1)[1].split(">", 1)[0]
     for name in ("index", "statistics"):
         shot = tmp_path / f"{name}.png"
         chromium([f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars",
                   (preview["out"] / f"{name}.html").as_uri()], tmp_path)
         assert shot.exists() and shot.stat().st_size > 20_000
+
+
+# ----------------------------------------------------------------------------------------------- edge cases
+def test_pages_of_a_study_with_one_single_epoch_run_per_configuration(tmp_path):
+    """One completed run per configuration (no spread to test) and runs of a single epoch: every page still
+    executes, and the Statistics page says why it cannot test."""
+    from analysis import report
+    from analysis.gather import gather
+    from ganlib.run import train
+
+    study_dir = tmp_path / "edge"
+    metrics = dict(metric_samples=64, metric_interval=1) if _metrics_available() else dict(metric_samples=0)
+    for variation, changes in {"baseline": {}, "lr=1e-3": {"lr": 1e-3}}.items():
+        train(tiny(epochs=1, seed=0, **metrics, **changes), study_dir / "runs" / variation / "seed0", verbose=0)
+    baseline = {k: v for k, v in tiny(epochs=1, **metrics).to_dict().items() if k != "seed"}
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(dict(
+        name="edge", baseline=baseline, seeds=[0], primary_metric="final_fid" if _metrics_available() else "final_g_loss",
+        variations=[{"name": "lr=1e-3", "lr": 1e-3}])))
+    gather(study_dir)
+    result = report.build(study_dir, tmp_path / "preview", log=lambda *a: None)
+    assert {p: e for p, e in result["pages"].items() if e} == {}
+
+
+def test_the_training_gif_of_a_colour_run_is_in_colour(tmp_path):
+    import imageio.v3 as iio
+
+    from PIL import Image
+
+    from analysis import figures
+    from ganlib.rundir import RunDirectory
+
+    run = RunDirectory(tmp_path / "run")  # the grids a colour run writes
+    run.samples_dir.mkdir(parents=True)
+    for epoch in (1, 2):
+        colours = np.random.default_rng(epoch).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(np.kron(colours, np.ones((8, 8, 1), np.uint8))).save(run.sample_file(epoch))
+    frames = iio.imread(figures.training_gif(run.path), index=None, extension=".gif")
+    assert frames.ndim == 4 and frames.shape[-1] >= 3
+    assert np.abs(frames[..., 0].astype(int) - frames[..., 1].astype(int)).max() > 10  # not grey

@@ -145,14 +145,12 @@ def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Eval
 
 def evaluate_run(run_dir, n: Optional[int] = None) -> dict:
     """Evaluate a finished run's final generator (its EMA copy when it has one) into metrics/final_eval.json."""
-    from ..rundir import RunDirectory, RunDirectoryError, load_keras_model
+    from ..rundir import RunDirectory
 
     run = RunDirectory(run_dir)
     config, summary = run.read_config(), run.read_summary()
-    name = "generator_ema" if run.model_file("generator_ema").exists() else "generator"
-    if not run.model_file(name).exists():
-        raise RunDirectoryError(f"{run.path} has no {run.model_file(name).name}: only completed runs can be evaluated.")
-    generator = load_keras_model(run.model_file(name))
+    name = run.final_generator_name
+    generator = run.load_model(name)
     num_classes = len(summary.get("dataset", {}).get("classes", [])) or None
     if num_classes is None:
         from ..data import load_for_config
