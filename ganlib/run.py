@@ -77,17 +77,22 @@ def load_models_from(run_dir):
 
     Always in Keras safe mode (see `ganlib.rundir.load_keras_model`): loading a model never runs code from it."""
     run = RunDirectory(source_run_dir(run_dir))
+    return tuple(load_keras_model(p) for p in _final_model_files(run))
+
+
+def _final_model_files(run: RunDirectory) -> list:
     paths = [run.model_file("generator"), run.model_file("discriminator")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RunDirectoryError(f"{run.path} has no final models ({', '.join(missing)}); only completed runs "
                                 "can be used with init_from.")
-    return tuple(load_keras_model(p) for p in paths)
+    return paths
 
 
 def check_init_from(config: Config) -> None:
     """Refuse an init_from run whose networks differ from what `config` describes (read before any data)."""
     run = RunDirectory(source_run_dir(config.init_from))
+    _final_model_files(run)
     if not run.config_file.exists():
         raise ConfigError("init_from", str(config.init_from), f"the directory of a completed ganlib run ({run.path} "
                           "has no config.json)")

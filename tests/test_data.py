@@ -114,12 +114,12 @@ def test_image_folder_modes_classes_resize_and_bad_files(tmp_path):
         load_dataset("folder", data_dir=str(tmp_path), image_size=32, on_bad_image="error")
 
 
-def test_folder_without_resize_rejects_odd_sizes(tmp_path):
+def test_folder_without_resize_brings_odd_sizes_to_the_common_size(tmp_path):
     for i in range(3):
         _save(tmp_path / f"a{i}.png", "L", 16, 10)
     _save(tmp_path / "odd.png", "L", 20, 10)
     data = load_dataset("folder", data_dir=str(tmp_path))
-    assert data.images.shape == (3, 16, 16, 1) and "odd.png" in data.skipped[0]
+    assert data.images.shape == (4, 16, 16, 1) and data.skipped == [] and data.resized == 1
 
 
 def test_training_batches_are_a_function_of_seed_and_epoch():
