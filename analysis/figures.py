@@ -349,15 +349,19 @@ def verdict_callout(study: StudyData) -> str:
 
 
 def extractor_callout(study: StudyData) -> str:
-    """A prominent warning when the runs' metrics come from different feature extractors ("" otherwise)."""
+    """A prominent warning when the runs' metrics come from different feature extractors, or from extractors
+    of one name with different weights (fingerprints), e.g. networks trained on two machines ("" otherwise)."""
     runs = study.runs.dropna(subset=["extractor"]) if "extractor" in study.runs else study.runs.iloc[:0]
-    if runs["extractor"].nunique() < 2:
+    fingerprint = runs["extractor_fingerprint"] if "extractor_fingerprint" in runs else None
+    scored_by = runs["extractor"] + ("" if fingerprint is None else " @ " + fingerprint.fillna("unrecorded"))
+    if scored_by.nunique() < 2:
         return ""
     items = [f"{ext}: {len(ids)} runs ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
-             for ext, ids in runs.groupby("extractor")["run_id"].apply(list).items()]
-    return callout("Runs were scored by different feature extractors", items, "danger",
-                   "Their metrics are not comparable, and neither are the tests built on them: re-evaluate every "
-                   "run with one extractor (ganlib.metrics.evaluate_run) and gather the study again.")
+             for ext, ids in runs.groupby(scored_by)["run_id"].apply(list).items()]
+    return callout("Runs were scored by different feature networks", items, "danger",
+                   "Their metrics are not comparable, and neither are the tests built on them: share one feature "
+                   "cache (GANLIB_CACHE on a shared folder), re-evaluate every run with it "
+                   "(ganlib.metrics.evaluate_run) and gather the study again.")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -208,6 +208,12 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     from .models import build_models
     from .trainer import GANTrainer, make_optimizer
 
+    if evaluate is None and config.metric_samples > 0:
+        from .metrics import default_evaluator
+
+        # Before the models: a dataset too small to score is refused first, and loading (or training) the
+        # feature network happens before the seed below, so it cannot change the run's random streams.
+        evaluate = default_evaluator(config, data.num_classes)
     keras.utils.set_random_seed(config.seed)
     if config.init_from:
         generator, discriminator = load_models_from(config.init_from)
@@ -231,10 +237,6 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     initial_epoch = checkpoint.load(trainer, run.checkpoint_file) or 0
     run.truncate_logs(initial_epoch)
 
-    if evaluate is None and config.metric_samples > 0:
-        from .metrics import default_evaluator
-
-        evaluate = default_evaluator(config, data.num_classes)
     divergence = cb.Divergence(noise, labels, config.divergence_patience)
     divergence.restore(run.read_epochs())  # a resumed run judges collapse as the uninterrupted one would
     callbacks = [

@@ -21,7 +21,8 @@
 # generated images compared with distances between real ones).
 #
 # Features come from the dataset's domain classifier (trained once, cached in `~/.cache/ganlib/feature_nets`),
-# or from ImageNet InceptionV3 with the environment variable `GANLIB_FEATURES=inception` and its weights file.
+# or from Keras' ImageNet InceptionV3 with the environment variable `GANLIB_FEATURES=inception` and its weights
+# file (not the FID Inception network of published FIDs: its numbers are comparable with each other, not papers).
 # Numbers from different extractors or sample sizes are not comparable; every result says which produced it.
 
 # %%

@@ -1,5 +1,6 @@
 """Tests for ganlib.metrics: each metric against a textbook / brute-force reference, plus the evaluation path."""
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 
 import ganlib.metrics as M
+from ganlib.config import Config
 from ganlib.data import load_dataset
 from ganlib.metrics import distances as D
 from ganlib.metrics import evaluate as E
@@ -103,16 +105,28 @@ def test_fid_warns_when_fewer_samples_than_dimensions():
 # ---------------------------------------------------------------------------------------------- KID
 def test_kid_matches_brute_force():
     f1, f2 = two_samples(40, 35, d=6)
-    # subset_size larger than both sets: clamped to 35, drawn without replacement, in this order.
+    # subset_size larger than both sets: half the smaller set (17), drawn without replacement, in this order.
     mean, std = M.kid(f1, f2, subsets=4, subset_size=1000, seed=3)
     rng = np.random.default_rng(3)
-    expected = [brute_mmd2(f1[rng.choice(40, 35, replace=False)], f2[rng.choice(35, 35, replace=False)])
+    expected = [brute_mmd2(f1[rng.choice(40, 17, replace=False)], f2[rng.choice(35, 17, replace=False)])
                 for _ in range(4)]
     assert mean == pytest.approx(np.mean(expected), rel=1e-9)
     assert std == pytest.approx(np.std(expected), rel=1e-6)
-    # Equal-size sets with subset_size >= n: the whole sets, once.
-    mean, std = M.kid(f1[:30], f2[:30], subset_size=50)
-    assert mean == pytest.approx(brute_mmd2(f1[:30], f2[:30]), rel=1e-9) and std == 0
+    assert M.kid_subset_size(5000, 4000) == 1000 and M.kid_subset_size(1000, 1000) == 500
+    with pytest.raises(ValueError, match="at least 4 samples"):
+        M.kid(f1[:3], f2[:3])
+
+
+def test_kid_std_is_the_sampling_spread_not_zero():
+    """At 1,000 vs 1,000 the subsets are 500 each: their spread matches the spread of KID over independent samples
+    of 500 (the truth here is known: fresh draws from the two distributions), within sampling error."""
+    from ganlib.metrics.distances import _unbiased_mmd2  # equal to brute_mmd2 (test above)
+
+    rng = np.random.default_rng(0)
+    draw = lambda n, shift: rng.normal(shift, 1.0, size=(n, 8))  # noqa: E731
+    _, std = M.kid(draw(1000, 0.0), draw(1000, 0.3), subsets=100)
+    truth = np.std([_unbiased_mmd2(draw(500, 0.0), draw(500, 0.3)) for _ in range(100)])
+    assert std > 0 and 0.6 < std / truth < 1.6, (std, truth)
 
 
 # ---------------------------------------------------------------------------------------------- PRDC
@@ -161,6 +175,12 @@ def test_classifier_score_and_label_accuracy():
     marginal = p.mean(0)
     expected = np.exp(np.mean((p * np.log(p / marginal)).sum(1)))
     assert M.classifier_score(p, splits=1)[0] == pytest.approx(expected, rel=1e-9)
+    # The published code's partition for n not a multiple of the splits: parts [i*n//10, (i+1)*n//10).
+    q = np.random.default_rng(1).dirichlet(np.ones(5) * 0.3, size=1005)
+    parts = [q[i * 1005 // 10:(i + 1) * 1005 // 10] for i in range(10)]
+    published = [np.exp(np.mean((s * (np.log(s) - np.log(s.mean(0, keepdims=True)))).sum(1))) for s in parts]
+    assert M.classifier_score(q) == pytest.approx((np.mean(published), np.std(published)), rel=1e-9)
+    assert [len(s) for s in parts][:2] == [100, 101]  # numpy's array_split would give 101, 101, ...
     assert M.label_accuracy(one_hot, np.arange(1000) % 10) == 1.0
     assert M.label_accuracy(one_hot, (np.arange(1000) + 1) % 10) == 0.0
 
@@ -179,6 +199,55 @@ def digits_classifier(feature_cache):
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", "train"), load_dataset("digits", "test")
+
+
+_TRAIN_WITH_THREADS = """
+import sys, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+from ganlib import metrics as M
+print("FINGERPRINT", M.DomainClassifier("digits", cache=sys.argv[2]).fingerprint)
+"""
+
+
+def test_the_feature_network_does_not_depend_on_the_callers_threads(tmp_path, digits_classifier):
+    """Trained with 1 and with 2 TensorFlow threads in the calling process: the same weights (bit for bit),
+    because training runs in a child process with a fixed thread count."""
+    import subprocess
+    import sys
+
+    prints = []
+    for threads in (1, 2):
+        done = subprocess.run([sys.executable, "-c", _TRAIN_WITH_THREADS, str(threads), str(tmp_path / f"t{threads}")],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        prints.append(done.stdout.split("FINGERPRINT")[1].strip())
+    assert prints[0] == prints[1] == digits_classifier.fingerprint
+    info = json.loads((tmp_path / "t2" / f"{digits_classifier.key}.json").read_text())
+    assert info["threads"] == 1 and info["fingerprint"] == prints[0]
+
+
+def test_every_metric_records_the_fingerprint_of_its_features(digits_classifier, digits):
+    assert re.fullmatch(r"[0-9a-f]{12}", digits_classifier.fingerprint)
+    from ganlib.models import build_models
+
+    generator, _ = build_models(Config(dataset="digits", filters=8, latent_dim=8), (8, 8, 1), 10)
+    result = M.evaluate_generator(generator, digits_classifier, digits[1].images, n=64, num_classes=10)
+    assert result["extractor_fingerprint"] == digits_classifier.fingerprint
+
+
+def test_the_report_warns_when_runs_were_scored_by_different_weights():
+    import pandas as pd
+
+    from analysis.figures import extractor_callout
+
+    class Study:
+        runs = pd.DataFrame({"run_id": ["a/seed0", "a/seed1", "b/seed0"], "extractor": ["domain_classifier:x"] * 3,
+                             "extractor_fingerprint": ["aaaaaaaaaaaa", "aaaaaaaaaaaa", "bbbbbbbbbbbb"]})
+
+    warning = extractor_callout(Study)
+    assert "different feature networks" in warning and "bbbbbbbbbbbb: 1 runs (b/seed0)" in warning
+    Study.runs = Study.runs.assign(extractor_fingerprint="aaaaaaaaaaaa")
+    assert extractor_callout(Study) == ""
 
 
 def test_domain_classifier_trains_caches_and_reloads(digits_classifier, feature_cache, digits):
@@ -250,8 +319,9 @@ def test_inception_missing_weights_error(monkeypatch, tmp_path):
 
 
 def test_inception_preprocessing_and_shapes():
-    net = M.InceptionV3Features(weights=None, batch_size=2)  # architecture only: no file, no download
-    assert net.name == "inception_v3_untrained"
+    net = M.KerasInceptionV3Features(weights=None, batch_size=2)  # architecture only: no file, no download
+    assert net.name == "keras_inception_v3_untrained"  # named for what it is: not the published-FID network
+    assert M.InceptionV3Features is M.KerasInceptionV3Features  # the old name still works
     grey = np.random.default_rng(0).uniform(-1, 1, (3, 28, 28, 1)).astype(np.float32)
     x = np.asarray(net.preprocess(grey))
     assert x.shape == (3, 299, 299, 3) and np.allclose(x[..., 0], x[..., 2])
@@ -397,3 +467,53 @@ def test_a_healthy_short_run_learned(use_cache, digits_classifier, tmp_path):
     summary = train(config, tmp_path / "healthy", verbose=0)
     assert summary["verdict"] == "learned", summary["verdict_reasons"]
     assert summary["final_metrics"]["fid"] < 0.5 * summary["untrained_metrics"]["fid"]
+
+
+# ---------------------------------------------------------------------------------------------- folders without classes
+def _one_class_folder(root, n):
+    """n of scikit-learn's 8x8 digits as PNGs in one folder: no classes, but an up and a down to learn."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    images = load_dataset("digits", "train").images[:n, ..., 0]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(root / f"{i:04d}.png")
+    return root
+
+
+def test_a_one_class_folder_gets_a_self_supervised_feature_network(tmp_path):
+    folder = _one_class_folder(tmp_path / "glyphs", 400)
+    net = M.DomainClassifier("folder", 8, 1, data_dir=str(folder), cache=tmp_path / "cache")
+    assert net.objective == "rotation" and net.name.startswith("rotation_net:") and "rotation" in net.kind
+    assert net.info["chance"] == 0.25 and net.accuracy > 0.6  # it learned which way is up, far above chance
+    initial = M.DomainClassifier.__new__(M.DomainClassifier)
+    initial._setup("folder", 8, 1, str(folder), tmp_path / "other")
+    untrained = initial._build(4).get_layer("conv0").get_weights()[0]
+    assert not np.allclose(net.model.get_layer("conv0").get_weights()[0], untrained)  # trained, not random
+    feats, probs = net.features_and_probs(load_dataset("folder", "test", str(folder)).as_float())
+    assert feats.shape[1] == 128 and probs is None  # rotation probabilities are not classes
+
+
+def test_a_small_folder_is_scored_against_all_its_images_and_says_so(tmp_path):
+    from ganlib.run import train
+
+    folder = _one_class_folder(tmp_path / "small", 40)
+    config = dict(dataset="folder", data_dir=str(folder), conditional=False, batch_size=8, filters=8, latent_dim=8,
+                  epochs=1, steps_per_epoch=1, metric_samples=1000, grid_size=2)
+    with pytest.warns(UserWarning, match="compare with its training images too"):
+        summary = train(Config(**config), tmp_path / "run", verbose=0)
+    final = summary["final_metrics"]
+    assert summary["status"] == "completed" and final["n_samples"] == 40 and np.isfinite(final["fid"])
+    assert final["extractor"].startswith("rotation_net:") and "rotation" in final["extractor_kind"]
+
+
+def test_a_folder_too_small_to_score_is_refused_before_training(tmp_path, monkeypatch):
+    import ganlib.models
+    from ganlib.config import ConfigError
+    from ganlib.run import train
+
+    folder = _one_class_folder(tmp_path / "tiny", 8)
+    monkeypatch.setattr(ganlib.models, "build_models", lambda *a: pytest.fail("models built before the check"))
+    with pytest.raises(ConfigError, match="metric_samples=1000.*0 \\(no quality metrics\\).*8 images"):
+        train(Config(dataset="folder", data_dir=str(folder), conditional=False, batch_size=4, metric_samples=1000),
+              tmp_path / "run", verbose=0)

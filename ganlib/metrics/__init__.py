@@ -1,6 +1,7 @@
 """Evaluation metrics for generators: correct, fast and comparable.
 
-features      - feature extractors: DomainClassifier (default, offline), InceptionV3Features
+features      - feature extractors: DomainClassifier (default, offline), KerasInceptionV3Features (not the
+                published-FID network)
 distances     - frechet_distance / fid_from_features, kid, precision_recall, density_coverage
 scores        - classifier_score (Inception-Score-like), label_accuracy (conditional generators)
 memorization  - nearest_training_neighbours, plot_neighbours, pairwise_distances_summary
@@ -8,18 +9,20 @@ evaluate      - Evaluator / evaluate_generator, default_evaluator (used by ganli
                 real_vs_real_reference (the score of real data itself)
 """
 from .distances import (density_coverage, feature_statistics, fid_from_features, frechet_distance, kid,
-                        kth_neighbour_radii, nearest_neighbours, precision_recall)
+                        kid_subset_size, kth_neighbour_radii, nearest_neighbours, precision_recall)
 from .evaluate import (Evaluator, compare_features, default_evaluator, evaluate_generator, evaluate_run,
                        get_extractor, real_vs_real_reference)
 from .features import (DomainClassifier, FeatureExtractor, InceptionV3Features, InceptionWeightsNotFoundError,
-                       cache_dir, find_inception_weights)
+                       KerasInceptionV3Features, cache_dir, find_inception_weights)
 from .memorization import nearest_training_neighbours, pairwise_distances_summary, plot_neighbours
 from .scores import classifier_score, label_accuracy
 
 __all__ = [
-    "frechet_distance", "fid_from_features", "feature_statistics", "kid", "precision_recall", "density_coverage",
+    "frechet_distance", "fid_from_features", "feature_statistics", "kid", "kid_subset_size", "precision_recall",
+    "density_coverage",
     "kth_neighbour_radii", "nearest_neighbours", "classifier_score", "label_accuracy",
-    "FeatureExtractor", "DomainClassifier", "InceptionV3Features", "InceptionWeightsNotFoundError",
+    "FeatureExtractor", "DomainClassifier", "KerasInceptionV3Features", "InceptionV3Features",
+    "InceptionWeightsNotFoundError",
     "find_inception_weights", "cache_dir",
     "nearest_training_neighbours", "plot_neighbours", "pairwise_distances_summary",
     "Evaluator", "evaluate_generator", "compare_features", "default_evaluator", "evaluate_run", "get_extractor",

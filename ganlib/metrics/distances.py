@@ -73,17 +73,26 @@ def _unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2 * kxy.mean())
 
 
-def kid(features1, features2, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> Tuple[float, float]:
-    """Kernel Inception Distance: (mean, std) of unbiased MMD^2 over random subsets (without replacement).
+def kid_subset_size(n1: int, n2: int, subset_size: int = 1000) -> int:
+    """Images per KID subset: `subset_size` (torch-fidelity's 1000), but at most half the smaller set.
 
-    subset_size is clamped to the smaller set. Can be slightly negative when the sets match.
+    Subsets must be smaller than the sample for their spread to mean anything: at 1,000 vs 1,000 images, subsets
+    of 1,000 are the whole sets every time and the "std" is 0."""
+    return min(subset_size, min(n1, n2) // 2)
+
+
+def kid(features1, features2, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> Tuple[float, float]:
+    """Kernel Inception Distance: (mean, std) of unbiased MMD^2 over `subsets` random subsets of each set
+    (drawn without replacement, `kid_subset_size` images each).
+
+    The std is the spread of the estimate at that subset size: an (upper-bound) uncertainty of the mean. The
+    value can be slightly negative when the sets match.
     """
     f1, f2 = _f64(features1), _f64(features2)
-    m = min(subset_size, len(f1), len(f2))
+    m = kid_subset_size(len(f1), len(f2), subset_size)
     if m < 2:
-        raise ValueError("KID needs at least 2 samples per set.")
-    if m == len(f1) == len(f2):  # every "subset" is the whole of both sets: one value, no spread
-        return _unbiased_mmd2(f1, f2), 0.0
+        raise ValueError(f"KID needs at least 4 samples per set (subsets of half the smaller set); got "
+                         f"{len(f1)} and {len(f2)}.")
     rng = np.random.default_rng(seed)
     values = [_unbiased_mmd2(f1[rng.choice(len(f1), m, replace=False)], f2[rng.choice(len(f2), m, replace=False)])
               for _ in range(subsets)]

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from ..rundir import read_json, write_json
 from .distances import density_coverage, fid_from_features, kid, precision_recall
-from .features import DomainClassifier, FeatureExtractor, InceptionV3Features, cache_dir
+from .features import DomainClassifier, FeatureExtractor, KerasInceptionV3Features, cache_dir
 from .memorization import _as_float_images
 from .scores import classifier_score, label_accuracy
 
@@ -92,7 +92,9 @@ class Evaluator:
         feats, probs = self.extractor.features_and_probs(images)
         with threadpool_limits(self.threads or None):
             out = compare_features(real, feats, probs, labels, seed=self.seed)
-        out.update(extractor=self.extractor.name, extractor_accuracy=self.extractor.accuracy, n_samples=self.n,
+        out.update(extractor=self.extractor.name, extractor_kind=self.extractor.kind,
+                   extractor_fingerprint=self.extractor.fingerprint,
+                   extractor_accuracy=self.extractor.accuracy, n_samples=self.n,
                    seconds=round(time.perf_counter() - started, 3))
         return out
 
@@ -109,35 +111,55 @@ _EXTRACTORS = {}  # one extractor per (kind, dataset, shape) per process: traine
 
 def get_extractor(dataset: str, image_shape, data_dir: Optional[str] = None, kind: Optional[str] = None
                   ) -> FeatureExtractor:
-    """The domain classifier of a dataset, or InceptionV3 with kind="inception" (default: $GANLIB_FEATURES)."""
+    """The domain classifier of a dataset, or Keras' ImageNet InceptionV3 with kind="inception" (default:
+    $GANLIB_FEATURES); the latter is not the FID Inception of published FIDs (see `KerasInceptionV3Features`)."""
     kind = (kind or os.environ.get("GANLIB_FEATURES") or "domain").lower()
     if kind not in ("domain", "inception"):
         raise ValueError(f"Feature extractor {kind!r} unknown (GANLIB_FEATURES); use 'domain' or 'inception'.")
     h, _, c = image_shape
     key = (kind, dataset, h, c, data_dir if dataset == "folder" else None)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = InceptionV3Features() if kind == "inception" else DomainClassifier(dataset, h, c, data_dir)
+        _EXTRACTORS[key] = KerasInceptionV3Features() if kind == "inception" else DomainClassifier(dataset, h, c, data_dir)
     return _EXTRACTORS[key]
 
 
+MIN_REFERENCE = 200  # test images below which the metrics compare with all the dataset's images
+MIN_SAMPLES = 10  # the fewest images FID/KID/PRDC can be computed from at all (PRDC's k = 5 neighbours)
+
+
 def _real_test_images(config):
-    """The config's test split; if the dataset has none, a seeded slice of its training split (with a warning)."""
+    """The real images the metrics compare with: the config's test split; for a dataset whose test split is
+    missing or has fewer than MIN_REFERENCE images (small image folders), all its images (with a warning: a
+    reference that includes the training images favours generators that memorize)."""
+    import dataclasses
+
     from ..data import DatasetNotFoundError, load_for_config
 
     try:
-        data = load_for_config(config, "test")
-        if len(data):
-            return data
+        test = load_for_config(config, "test")
     except DatasetNotFoundError:
-        pass
-    warnings.warn(f"{config.dataset} has no test split here: metrics compare with training images, which "
-                  "favours generators that memorize.", stacklevel=3)
-    return load_for_config(config.replace(subset=None), "train").take(config.metric_samples or 1000, seed=12345)
+        test = None
+    if test is not None and len(test) >= MIN_REFERENCE:
+        return test
+    train = load_for_config(config.replace(subset=None), "train")
+    warnings.warn(f"{config.dataset} has {len(test) if test is not None else 'no'} test images here: metrics "
+                  "compare with its training images too, which favours generators that memorize.", stacklevel=3)
+    if test is None or not len(test):
+        return train
+    return dataclasses.replace(train, images=np.concatenate([train.images, test.images]),
+                               labels=np.concatenate([train.labels, test.labels]))
 
 
 def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Evaluator:
-    """The evaluator `ganlib.run.train` uses: `config.metric_samples` (or n) test images vs as many generated."""
+    """The evaluator `ganlib.run.train` uses: `config.metric_samples` (or n) real images vs as many generated,
+    fewer when the dataset has fewer. Built before training, so a dataset too small to score says so first."""
+    from ..config import ConfigError
+
     real = _real_test_images(config)
+    if len(real) < MIN_SAMPLES:
+        raise ConfigError("metric_samples", config.metric_samples,
+                          f"0 (no quality metrics) for {config.dataset} with {len(real)} images: FID, KID and "
+                          f"precision/recall/density/coverage need at least {MIN_SAMPLES} real images")
     extractor = get_extractor(config.dataset, real.image_shape, config.data_dir)
     return Evaluator(extractor, real.images, n or config.metric_samples or 1000, num_classes, config.conditional,
                      config.seed, threads=config.threads)

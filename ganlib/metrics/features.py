@@ -4,7 +4,10 @@ Two extractors share one small interface (`name`, `dim`, `accuracy`, `__call__`,
 
 * `DomainClassifier` - a small CNN trained on the dataset's own training split and cached on disk. The default,
   because it needs no download and suits 28x28 grey images better than an ImageNet network does.
-* `InceptionV3Features` - the pool3 features of published FIDs, when the ImageNet weights file is present.
+* `KerasInceptionV3Features` - the 2048-d pool features of Keras' ImageNet InceptionV3, when its weights file is
+  present. This is *not* the network behind published FIDs: those use the 2015 TensorFlow "FID Inception" graph
+  (pytorch-fid's `FIDInceptionA/C/E`: other weights, a max-pool instead of an average pool in the last block,
+  its own resizing), so a FID from these features is comparable only with other FIDs from these features.
 
 Nothing here downloads anything.
 """
@@ -47,6 +50,8 @@ class FeatureExtractor:
     name: str = "features"
     dim: int = 0
     accuracy: Optional[float] = None  # test accuracy of the classifier behind the features, when known
+    fingerprint: Optional[str] = None  # of the weights: metrics are comparable only under one fingerprint
+    kind: str = "features"  # what the features are, in words, for the run summary and the report
     batch_size: int = 500
 
     def __call__(self, images) -> np.ndarray:
@@ -64,9 +69,40 @@ class FeatureExtractor:
         return tuple(None if ps[0] is None else np.concatenate(ps) for ps in zip(*parts))
 
 
+def rotations(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Each image turned by 0, 90, 180 and 270 degrees (only 0 and 180 for non-square images), with the turn
+    as its label: the pretext task of Gidaris et al. 2018, which needs no labels. A network can only tell the
+    turns apart by recognising what the images show (up is where the sky, the head, the text's top is)."""
+    turns = (0, 1, 2, 3) if images.shape[1] == images.shape[2] else (0, 2)
+    x = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in turns])
+    y = np.repeat(np.arange(len(turns), dtype=np.int32), len(images))
+    return np.ascontiguousarray(x), y
+
+
+def weights_fingerprint(model) -> str:
+    """12 hex digits of SHA-256 over a model's weights: two extractors with the same name but other weights (e.g.
+    trained under other thread settings) get different fingerprints."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in model.weights:
+        value = np.ascontiguousarray(np.asarray(w.numpy() if hasattr(w, "numpy") else w, np.float32))
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:12]
+
+
+TRAINING_THREADS = 1  # the domain classifier is trained in a child process with this many TensorFlow threads
+
+
 # ---------------------------------------------------------------------------------------------- domain classifier
 class DomainClassifier(FeatureExtractor):
     """A small CNN trained on `dataset`'s training split; 128-d penultimate features, softmax probabilities.
+
+    A dataset without classes to learn (an image folder with one class: cats, flags, faces) gets the same CNN
+    trained *self-supervised*, by predicting which of 4 rotations was applied to each image (`rotations`). Its
+    quality figure is the rotation accuracy on held-out images (chance 0.25), its `kind` says so, and it gives
+    no class probabilities (label accuracy and the classifier score need real classes).
 
     The trained network is cached under a key of dataset, image size, channels, architecture version and the
     training settings, so every run of a study - in any process - is scored by the same network. Construction
@@ -74,12 +110,17 @@ class DomainClassifier(FeatureExtractor):
 
     Training takes `epochs` passes over at most `max_train` images (a seeded subset); epochs=None means
     enough passes for ~300 steps of 128 images, between 2 and 20 (2 for Fashion-MNIST, 20 for sklearn digits).
-    Fashion-MNIST: under a minute on 2 CPU cores, test accuracy ~0.88. Training is seeded (same network for
-    the same seed and TensorFlow thread settings), but float reductions differ between thread settings, so
-    it is the cached file, not retraining, that keeps a study's numbers comparable: keep the cache.
+    Fashion-MNIST: ~2 minutes on one CPU core, test accuracy ~0.88.
+
+    Reproducible: float reductions differ between TensorFlow thread settings, so the network is trained in a
+    child process with `TRAINING_THREADS` (1) thread, whatever the caller's settings (a network trained with 2
+    threads scored the default study's generators up to 7% differently under the same cache key). Its weights'
+    `fingerprint` goes with every metric, and the report warns when a comparison mixes fingerprints. A cluster
+    shares one cache: point `GANLIB_CACHE` at a shared folder.
     """
 
     ARCH_VERSION = 3
+    FOLDER_VERSION = 4  # 4: one-class folders learn by rotation prediction (3 trained a one-class "classifier")
     trainings = 0  # networks trained in this process (tests check that a cached network is not retrained)
 
     def __init__(self, dataset: str, image_size: Optional[int] = None, channels: Optional[int] = None,
@@ -88,6 +129,21 @@ class DomainClassifier(FeatureExtractor):
                  batch_size: int = 500):
         from filelock import FileLock
 
+        self._setup(dataset, image_size, channels, data_dir, cache, epochs, max_train, seed, feature_dim, verbose,
+                    batch_size)
+        self.trained_now = False
+        # The lock makes a second process wait for the first one's network instead of training its own.
+        with FileLock(str(self.dir / f"{self.key}.lock")):
+            if not (self.model_path.exists() and self.info_path.exists()):
+                self._train_in_child()
+        self._load()
+
+    def _setup(self, dataset, image_size=None, channels=None, data_dir=None, cache=None, epochs=None,
+               max_train=30000, seed=0, feature_dim=128, verbose=0, batch_size=500):
+        """Settings, cache key and paths (no file is read or written)."""
+        self._arguments = dict(dataset=dataset, image_size=image_size, channels=channels, data_dir=data_dir,
+                               cache=None if cache is None else str(cache), epochs=epochs, max_train=max_train,
+                               seed=seed, feature_dim=feature_dim, verbose=verbose, batch_size=batch_size)
         self.dataset, self.data_dir, self.verbose, self.batch_size = dataset, data_dir, verbose, batch_size
         self.settings = dict(epochs=epochs, max_train=max_train, seed=seed, feature_dim=feature_dim)
         if image_size is None or channels is None:  # the native shape decides the key, so resolve it now
@@ -102,17 +158,29 @@ class DomainClassifier(FeatureExtractor):
         self.dir = cache_dir(cache)
         self.model_path, self.info_path = self.dir / f"{self.key}.keras", self.dir / f"{self.key}.json"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.trained_now = False
-        # The lock makes a second process wait for the first one's network instead of training its own.
-        with FileLock(str(self.dir / f"{self.key}.lock")):
-            if not (self.model_path.exists() and self.info_path.exists()):
-                self._train()
-        self._load()
+
+    def _train_in_child(self):
+        """Train in `python -m ganlib.metrics.features` with TRAINING_THREADS threads (a process cannot change its
+        own TensorFlow thread pools once they exist), the child's output passed through."""
+        import json
+        import subprocess
+
+        threads = str(TRAINING_THREADS)
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
+               "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir)}
+        done = subprocess.run([sys.executable, "-m", "ganlib.metrics.features", json.dumps(self._arguments)],
+                              env=env, stdout=sys.stderr, stderr=sys.stderr)
+        if done.returncode != 0 or not self.info_path.exists():
+            raise RuntimeError(f"Training the {self.dataset} feature network failed (exit {done.returncode}); "
+                               "its output is above.")
+        DomainClassifier.trainings += 1
+        self.trained_now = True
 
     def _key(self) -> str:
         h, w, c = self.image_shape
         s = self.settings
-        key = (f"{self.dataset}_{h}x{w}x{c}_arch{self.ARCH_VERSION}_f{s['feature_dim']}_e{s['epochs'] or 'auto'}"
+        version = self.FOLDER_VERSION if self.dataset == "folder" else self.ARCH_VERSION
+        key = (f"{self.dataset}_{h}x{w}x{c}_arch{version}_f{s['feature_dim']}_e{s['epochs'] or 'auto'}"
                f"_n{s['max_train']}_s{s['seed']}")
         if self.dataset == "folder":  # different folders are different datasets
             import hashlib
@@ -163,9 +231,17 @@ class DomainClassifier(FeatureExtractor):
             test = load_dataset(self.dataset, "test", self.data_dir, h, c)
         except DatasetNotFoundError:
             test = None
-        model = self._build(train.num_classes)
+        objective = "classes" if train.num_classes >= 2 else "rotation"
+        if objective == "rotation":
+            x, y = rotations(train.as_float())
+            test_x, test_y = rotations(test.as_float()) if test is not None and len(test) else (None, None)
+            outputs = int(y.max()) + 1
+        else:
+            x, y = train.as_float(), train.labels
+            test_x, test_y = (test.as_float(), test.labels) if test is not None and len(test) else (None, None)
+            outputs = train.num_classes
+        model = self._build(outputs)
         model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        x, y = train.as_float(), train.labels
         rng = np.random.default_rng(s["seed"])
         epochs = s["epochs"] or int(np.clip(np.ceil(300 * 128 / len(x)), 2, 20))
         for _ in range(epochs):  # our own seeded shuffle: fit(shuffle=True) would use global random state
@@ -179,9 +255,9 @@ class DomainClassifier(FeatureExtractor):
         scaled = keras.layers.Rescaling(scale, name="scaled_features")(features)
         inference = keras.Model(model.inputs[0], [scaled, model.output], name=model.name)
         accuracy = None
-        if test is not None and len(test):
-            probs = model.predict(test.as_float(), batch_size=self.batch_size, verbose=0)
-            accuracy = float(np.mean(probs.argmax(1) == test.labels))
+        if test_x is not None:
+            probs = model.predict(test_x, batch_size=self.batch_size, verbose=0)
+            accuracy = float(np.mean(probs.argmax(1) == test_y))
         with atomic_path(self.model_path, suffix=".keras") as tmp:
             inference.save(tmp)  # a fresh, uncompiled Model: no optimizer state in the file
         # The JSON is written last: its presence marks a complete cache entry.
@@ -189,9 +265,8 @@ class DomainClassifier(FeatureExtractor):
             dataset=self.dataset, image_shape=list(self.image_shape), arch_version=self.ARCH_VERSION,
             classes=train.class_names, train_images=len(train), test_images=0 if test is None else len(test),
             test_accuracy=accuracy, feature_scale=scale, train_seconds=round(time.perf_counter() - started, 2), **s,
-            epochs_trained=epochs))
-        DomainClassifier.trainings += 1
-        self.trained_now = True
+            epochs_trained=epochs, threads=TRAINING_THREADS, fingerprint=weights_fingerprint(inference),
+            objective=objective, outputs=outputs, chance=1.0 / outputs))
 
     def _load(self):
         from ..rundir import load_keras_model
@@ -202,14 +277,22 @@ class DomainClassifier(FeatureExtractor):
         self.accuracy = self.info["test_accuracy"]
         self.num_classes = int(self.model.outputs[1].shape[-1])
         self.dim = self.settings["feature_dim"]
-        self.name = f"domain_classifier:{self.key}"
+        self.objective = self.info.get("objective", "classes")
+        self.name = f"{'rotation_net' if self.objective == 'rotation' else 'domain_classifier'}:{self.key}"
+        self.kind = ("self-supervised (rotation prediction; held-out rotation accuracy "
+                     f"{self.accuracy if self.accuracy is None else round(self.accuracy, 3)}, chance "
+                     f"{self.info.get('chance', 0.25):.2f})" if self.objective == "rotation" else
+                     f"domain classifier (test accuracy {self.accuracy if self.accuracy is None else round(self.accuracy, 3)})")
+        self.fingerprint = weights_fingerprint(self.model)
 
     def features_and_probs(self, images):
         images = _check_images(images, self.image_shape)
 
         def run(batch):
             feats, probs = self.model(batch, training=False)
-            return np.asarray(feats, np.float32), np.asarray(probs, np.float32)
+            # A rotation net's outputs are rotation probabilities, not classes: none to give.
+            return np.asarray(feats, np.float32), (np.asarray(probs, np.float32) if self.objective == "classes"
+                                                   else None)
 
         return self._batched(run, images)
 
@@ -239,8 +322,11 @@ def find_inception_weights(weights=None) -> Path:
         "GANLIB_INCEPTION_WEIGHTS (or the weights argument) at it. Without it, use the default domain classifier.")
 
 
-class InceptionV3Features(FeatureExtractor):
-    """2048-d pool3 features of ImageNet InceptionV3, the network of published FIDs.
+class KerasInceptionV3Features(FeatureExtractor):
+    """2048-d global-average-pool features of Keras' ImageNet InceptionV3 (`keras.applications`).
+
+    Not the FID Inception network of published FIDs (see the module docstring): numbers from these features are
+    comparable with each other, not with papers. Recorded as `extractor: keras_inception_v3`.
 
     `weights="auto"` finds the file (see `find_inception_weights`) or raises; a path uses that file;
     None builds untrained weights (only for testing the input path - its numbers mean nothing).
@@ -257,7 +343,9 @@ class InceptionV3Features(FeatureExtractor):
         # A file path (never "imagenet") so Keras cannot try to download.
         self.model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=path and str(path),
                                                     input_shape=(self.size, self.size, 3))
-        self.name = "inception_v3" if path else "inception_v3_untrained"
+        self.name = "keras_inception_v3" if path else "keras_inception_v3_untrained"
+        self.kind = "Keras ImageNet InceptionV3 (not the FID Inception of published FIDs)"
+        self.fingerprint = weights_fingerprint(self.model)
 
     def preprocess(self, images):
         """[-1, 1] is already Inception's input range; grey -> 3 channels, RGBA -> RGB, bilinear to 299."""
@@ -278,3 +366,23 @@ class InceptionV3Features(FeatureExtractor):
         # With include_top=False there is no ImageNet classifier head: no probabilities.
         return self._batched(lambda b: (np.asarray(self.model(self.preprocess(b), training=False), np.float32), None),
                              images)
+
+
+InceptionV3Features = KerasInceptionV3Features  # the old name, kept so existing code keeps working
+
+
+def _train_here(arguments: dict) -> None:
+    """The child process of `DomainClassifier._train_in_child`: train and cache one network, nothing else."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(TRAINING_THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(TRAINING_THREADS)
+    net = DomainClassifier.__new__(DomainClassifier)
+    net._setup(**arguments)
+    net._train()
+
+
+if __name__ == "__main__":
+    import json
+
+    _train_here(json.loads(sys.argv[1]))

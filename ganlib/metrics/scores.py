@@ -14,10 +14,13 @@ def classifier_score(probs, splits: int = 10) -> Tuple[float, float]:
     between runs scored by the same classifier.
     """
     p = np.asarray(probs, np.float64)
-    splits = max(1, min(splits, len(p)))
+    n = len(p)
+    splits = max(1, min(splits, n))
     eps = 1e-12  # log(0) guard: a zero probability contributes 0 to the KL sum
     scores = []
-    for part in np.array_split(p, splits):
+    # Parts [i*n//splits, (i+1)*n//splits), as the published Inception Score code (Salimans et al. 2016) splits:
+    # for n not a multiple of `splits` its parts differ from numpy's array_split (which puts the larger first).
+    for part in (p[i * n // splits:(i + 1) * n // splits] for i in range(splits)):
         marginal = part.mean(0, keepdims=True)
         kl = (part * (np.log(part + eps) - np.log(marginal + eps))).sum(1)
         scores.append(np.exp(kl.mean()))
