@@ -98,6 +98,7 @@ def read_run(info: dict):
     row.update({f"final_{k}": float(v) for k, v in final.items() if _number(v)})
     row["extractor"] = final.get("extractor")
     row["extractor_fingerprint"] = final.get("extractor_fingerprint")  # None: scored before ganlib recorded it
+    row["extractor_kind"] = final.get("extractor_kind")  # in words: classifier, self-supervised, ImageNet
     row["verdict"] = summary.get("verdict")  # ganlib.verdict: learned, did_not_learn, unverified (None: older runs)
     row["verdict_reasons"] = "; ".join(summary.get("verdict_reasons") or []) or None
     row["precision_used"] = summary.get("precision")
@@ -128,7 +129,8 @@ def read_tables(study_dir) -> tuple:
     runs = pd.DataFrame(rows)
     if len(runs):  # metric columns last, in a stable order, whichever run happened to have them first
         metric_cols = sorted(c for c in runs if c.startswith("final_"))
-        tail = metric_cols + ["best_fid", "best_fid_epoch", "extractor", "extractor_fingerprint", "read_error"]
+        tail = metric_cols + ["best_fid", "best_fid_epoch", "extractor", "extractor_kind", "extractor_fingerprint",
+                              "read_error"]
         runs = runs[[c for c in runs if c not in tail] + tail]
     epochs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS + ["epoch"])
     return runs, epochs

@@ -517,3 +517,74 @@ def test_a_folder_too_small_to_score_is_refused_before_training(tmp_path, monkey
     with pytest.raises(ConfigError, match="metric_samples=1000.*0 \\(no quality metrics\\).*8 images"):
         train(Config(dataset="folder", data_dir=str(folder), conditional=False, batch_size=4, metric_samples=1000),
               tmp_path / "run", verbose=0)
+
+
+# ---------------------------------------------------------------------------------------------- FID Inception
+@pytest.fixture(scope="module")
+def fid_inception():
+    from ganlib.metrics import fid_inception as FI
+
+    return FI, FI.FIDInceptionFeatures(weights=None, batch_size=2)  # architecture only: no file, no download
+
+
+def test_fid_inception_architecture_is_the_published_one(fid_inception):
+    import keras
+
+    FI, net = fid_inception
+    pools = [l for l in net.model.layers if isinstance(l, (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D))]
+    last_block = sorted((l for l in pools if l.strides == (1, 1)), key=FI._creation_index)
+    # every branch pool averages (padding excluded, as pytorch-fid's count_include_pad=False) but Mixed_7c's: max
+    assert [type(l).__name__ for l in last_block] == ["AveragePooling2D"] * 8 + ["MaxPooling2D"]
+    pairs = FI.conv_and_bn_layers(net.model)
+    assert len(pairs) == len(FI.TORCH_PREFIXES) == 94
+    assert tuple(pairs[0][0].kernel.shape) == (3, 3, 3, 32) and tuple(pairs[-1][0].kernel.shape) == (1, 1, 2048, 192)
+    assert net.name == "fid_inception_untrained" and net.dim == 2048
+
+
+def test_fid_inception_takes_pytorch_fid_weights_with_scales_folded(fid_inception, tmp_path):
+    FI, net = fid_inception
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for prefix, (conv, _) in zip(FI.TORCH_PREFIXES, FI.conv_and_bn_layers(net.model)):
+        h, w, i, o = conv.kernel.shape
+        arrays[f"{prefix}.conv.weight"] = rng.normal(0, 0.05, (o, i, h, w)).astype(np.float32)  # torch layout
+        for name, value in (("weight", rng.uniform(0.5, 2, o)), ("bias", rng.normal(0, 0.1, o)),
+                            ("running_mean", rng.normal(0, 0.1, o)), ("running_var", rng.uniform(0.5, 2, o))):
+            arrays[f"{prefix}.bn.{name}"] = value.astype(np.float32)
+    np.savez(tmp_path / "fid.npz", fc=np.zeros((1008, 2048), np.float32), **arrays)
+    loaded = FI.FIDInceptionFeatures(weights=str(tmp_path / "fid.npz"), batch_size=2)
+    assert loaded.name == "fid_inception" and loaded.fingerprint != net.fingerprint
+    conv, bn = FI.conv_and_bn_layers(loaded.model)[7]
+    prefix = FI.TORCH_PREFIXES[7]
+    np.testing.assert_array_equal(np.asarray(conv.kernel), arrays[f"{prefix}.conv.weight"].transpose(2, 3, 1, 0))
+    x = rng.normal(size=(4, 5, 5, int(bn.moving_mean.shape[0]))).astype(np.float32)
+    torch_bn = (arrays[f"{prefix}.bn.weight"] * (x - arrays[f"{prefix}.bn.running_mean"])
+                / np.sqrt(arrays[f"{prefix}.bn.running_var"] + 1e-3) + arrays[f"{prefix}.bn.bias"])
+    np.testing.assert_allclose(np.asarray(bn(x, training=False)), torch_bn, rtol=1e-4, atol=1e-5)
+    del arrays[f"{FI.TORCH_PREFIXES[3]}.conv.weight"]
+    np.savez(tmp_path / "partial.npz", **arrays)
+    with pytest.raises(ValueError, match="1 of its 94 convolutions are missing"):
+        FI.FIDInceptionFeatures(weights=str(tmp_path / "partial.npz"))
+
+
+def test_fid_inception_resizes_as_pytorch_fid(fid_inception):
+    """Bilinear with align_corners=False (half-pixel centres), no antialiasing: a 2-pixel ramp [0, 1] becomes
+    the samples of the line through the pixel centres, clamped at the edges."""
+    _, net = fid_inception
+    ramp = np.tile(np.array([[-1.0, 1.0]], np.float32), (2, 1))[None, ..., None]  # (1, 2, 2, 1)
+    out = np.asarray(net.preprocess(ramp))
+    centres = (np.arange(299) + 0.5) * 2 / 299 - 0.5
+    expected = np.clip(centres, 0, 1) * 2 - 1
+    np.testing.assert_allclose(out[0, 0, :, 0], expected, atol=1e-5)
+    assert np.allclose(out[..., 0], out[..., 2])  # grey repeated to RGB
+    feats, probs = net.features_and_probs(np.zeros((2, 28, 28, 1), np.float32))
+    assert feats.shape == (2, 2048) and probs is None
+
+
+def test_fid_inception_missing_weights_say_how_to_get_them(monkeypatch, tmp_path):
+    from ganlib.metrics import fid_inception as FI
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("GANLIB_FID_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(FI.FIDInceptionWeightsNotFoundError, match="convert .*fid_inception.npz"):
+        FI.FIDInceptionFeatures()

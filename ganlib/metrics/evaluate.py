@@ -111,15 +111,24 @@ _EXTRACTORS = {}  # one extractor per (kind, dataset, shape) per process: traine
 
 def get_extractor(dataset: str, image_shape, data_dir: Optional[str] = None, kind: Optional[str] = None
                   ) -> FeatureExtractor:
-    """The domain classifier of a dataset, or Keras' ImageNet InceptionV3 with kind="inception" (default:
-    $GANLIB_FEATURES); the latter is not the FID Inception of published FIDs (see `KerasInceptionV3Features`)."""
+    """The domain classifier of a dataset (kind "domain", the default), the FID Inception of published FIDs
+    ("fid_inception", from pytorch-fid's converted weights) or Keras' ImageNet InceptionV3 ("inception", not the
+    published-FID network). Default kind: $GANLIB_FEATURES."""
     kind = (kind or os.environ.get("GANLIB_FEATURES") or "domain").lower()
-    if kind not in ("domain", "inception"):
-        raise ValueError(f"Feature extractor {kind!r} unknown (GANLIB_FEATURES); use 'domain' or 'inception'.")
+    if kind not in ("domain", "inception", "fid_inception"):
+        raise ValueError(f"Feature extractor {kind!r} unknown (GANLIB_FEATURES); use 'domain', 'fid_inception' "
+                         "(the network of published FIDs) or 'inception' (Keras' ImageNet InceptionV3).")
     h, _, c = image_shape
     key = (kind, dataset, h, c, data_dir if dataset == "folder" else None)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = KerasInceptionV3Features() if kind == "inception" else DomainClassifier(dataset, h, c, data_dir)
+        if kind == "fid_inception":
+            from .fid_inception import FIDInceptionFeatures
+
+            _EXTRACTORS[key] = FIDInceptionFeatures()
+        elif kind == "inception":
+            _EXTRACTORS[key] = KerasInceptionV3Features()
+        else:
+            _EXTRACTORS[key] = DomainClassifier(dataset, h, c, data_dir)
     return _EXTRACTORS[key]
 
 

@@ -7,7 +7,8 @@ Two extractors share one small interface (`name`, `dim`, `accuracy`, `__call__`,
 * `KerasInceptionV3Features` - the 2048-d pool features of Keras' ImageNet InceptionV3, when its weights file is
   present. This is *not* the network behind published FIDs: those use the 2015 TensorFlow "FID Inception" graph
   (pytorch-fid's `FIDInceptionA/C/E`: other weights, a max-pool instead of an average pool in the last block,
-  its own resizing), so a FID from these features is comparable only with other FIDs from these features.
+  its own resizing), so a FID from these features is comparable only with other FIDs from these features. The
+  published-FID network is `ganlib.metrics.fid_inception.FIDInceptionFeatures`.
 
 Nothing here downloads anything.
 """
