@@ -167,8 +167,10 @@ class DomainClassifier(FeatureExtractor):
         import subprocess
 
         threads = str(TRAINING_THREADS)
+        package_root = str(Path(__file__).resolve().parents[2])  # the child imports this very ganlib
         env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-               "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir)}
+               "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir),
+               "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         done = subprocess.run([sys.executable, "-m", "ganlib.metrics.features", json.dumps(self._arguments)],
                               env=env, stdout=sys.stderr, stderr=sys.stderr)
         if done.returncode != 0 or not self.info_path.exists():

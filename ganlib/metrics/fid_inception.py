@@ -98,7 +98,7 @@ TORCH_PREFIXES = (["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b
                       ("6e", "C"), ("7a", "D"), ("7b", "E"), ("7c", "E")] for branch in _BLOCKS[kind]])
 
 
-def load_weights(model, arrays: dict) -> None:
+def assign_pytorch_fid_weights(model, arrays: dict) -> None:
     """Fill `model` from pytorch-fid's state dict (as arrays). Checked whole before anything is assigned.
 
     Torch conv kernels (out, in, h, w) become Keras' (h, w, in, out). Keras' InceptionV3 batch norm has no
@@ -143,7 +143,7 @@ class FIDInceptionFeatures(FeatureExtractor):
         self.batch_size, self.weights = batch_size, path
         self.model = build_fid_inception()
         if path is not None:
-            load_weights(self.model, load_arrays(path))  # an .npz read without unpickling
+            assign_pytorch_fid_weights(self.model, load_arrays(path))  # an .npz read without unpickling
         self.name = "fid_inception" if path else "fid_inception_untrained"
         self.kind = "FID Inception (pytorch-fid's weights): the network of published FIDs"
         self.fingerprint = weights_fingerprint(self.model)
