@@ -942,3 +942,13 @@ def test_there_is_one_keras_model_loader():
                 if re.search(r"models\.load_model\(|saving\.load_model|import load_model\b|load_weights\(", text):
                     offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_the_fault_table_names_only_tests_that_exist():
+    """docs/reliability.md is a true table: every test it names is defined (an abbreviated `name_…` is a prefix)."""
+    doc = (Path(ROOT) / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`(?:tests/\w+\.py::)?(test_\w+)(…)?", doc)
+    defined = set(re.findall(r"def (test_\w+)", "".join(p.read_text() for p in (Path(ROOT) / "tests").glob("*.py"))))
+    missing = [n for n, abbreviated in named if not (any(d.startswith(n) for d in defined) if abbreviated else
+                                                      n in defined)]
+    assert named and missing == []

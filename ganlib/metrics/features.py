@@ -161,7 +161,7 @@ class DomainClassifier(FeatureExtractor):
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def _train_in_child(self):
-        """Train in `python -m ganlib.metrics.features` with TRAINING_THREADS threads (a process cannot change its
+        """Train in a child Python (`_train_here`) with TRAINING_THREADS threads (a process cannot change its
         own TensorFlow thread pools once they exist), the child's output passed through."""
         import json
         import subprocess
@@ -171,8 +171,9 @@ class DomainClassifier(FeatureExtractor):
         env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
                "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir),
                "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-        done = subprocess.run([sys.executable, "-m", "ganlib.metrics.features", json.dumps(self._arguments)],
-                              env=env, stdout=sys.stderr, stderr=sys.stderr)
+        code = "import json, sys; from ganlib.metrics.features import _train_here; _train_here(json.loads(sys.argv[1]))"
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(self._arguments)], env=env, stdout=sys.stderr,
+                              stderr=sys.stderr)
         if done.returncode != 0 or not self.info_path.exists():
             raise RuntimeError(f"Training the {self.dataset} feature network failed (exit {done.returncode}); "
                                "its output is above.")
@@ -384,8 +385,3 @@ def _train_here(arguments: dict) -> None:
     net._setup(**arguments)
     net._train()
 
-
-if __name__ == "__main__":
-    import json
-
-    _train_here(json.loads(sys.argv[1]))
