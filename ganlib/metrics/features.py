@@ -309,14 +309,22 @@ class InceptionWeightsNotFoundError(FileNotFoundError):
     pass
 
 
+def keras_models_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+
+
+def weights_candidates(weights, env_var: str, file_name: str) -> Tuple[Optional[Path], list]:
+    """(the first existing file, every place looked): `weights`, else $`env_var`, else the Keras model cache."""
+    candidates = [Path(p).expanduser() for p in (weights, os.environ.get(env_var)) if p]
+    candidates.append(keras_models_dir() / file_name)
+    return next((c for c in candidates if c.is_file()), None), candidates
+
+
 def find_inception_weights(weights=None) -> Path:
     """The ImageNet weights file: `weights`, else $GANLIB_INCEPTION_WEIGHTS, else the Keras model cache."""
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-    candidates = [Path(p).expanduser() for p in (weights, os.environ.get("GANLIB_INCEPTION_WEIGHTS")) if p]
-    candidates.append(keras_home / "models" / INCEPTION_FILE)
-    for c in candidates:
-        if c.is_file():
-            return c
+    found, candidates = weights_candidates(weights, "GANLIB_INCEPTION_WEIGHTS", INCEPTION_FILE)
+    if found is not None:
+        return found
     where = "\n  ".join(str(c) for c in candidates)
     raise InceptionWeightsNotFoundError(
         f"InceptionV3 ImageNet weights not found. Looked in:\n  {where}\n"

@@ -15,15 +15,13 @@ repeated to RGB, bilinear resize to 299 (as pytorch-fid), 2048-d pool3 features.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .features import FeatureExtractor, _check_images, weights_fingerprint
+from .features import FeatureExtractor, _check_images, keras_models_dir, weights_candidates, weights_fingerprint
 
 WEIGHTS_FILE = "fid_inception.npz"
 SIZE = 299
@@ -36,17 +34,14 @@ class FIDInceptionWeightsNotFoundError(FileNotFoundError):
 
 def find_weights(weights=None) -> Path:
     """`weights`, else $GANLIB_FID_INCEPTION_WEIGHTS, else ~/.keras/models/fid_inception.npz."""
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-    candidates = [Path(p).expanduser() for p in (weights, os.environ.get("GANLIB_FID_INCEPTION_WEIGHTS")) if p]
-    candidates.append(keras_home / "models" / WEIGHTS_FILE)
-    for c in candidates:
-        if c.is_file():
-            return c
+    found, candidates = weights_candidates(weights, "GANLIB_FID_INCEPTION_WEIGHTS", WEIGHTS_FILE)
+    if found is not None:
+        return found
     raise FIDInceptionWeightsNotFoundError(
         "The FID Inception weights were not found. Looked in:\n  " + "\n  ".join(map(str, candidates)) + "\n"
         "How to get them: download pytorch-fid's pt_inception-2015-12-05-6726825d.pth on a machine with internet "
         "(pytorch_fid.inception.FID_WEIGHTS_URL), then convert it here: `python -m ganlib.metrics.fid_inception "
-        f"convert <that .pth> {keras_home / 'models' / WEIGHTS_FILE}` (needs `pip install torch`).")
+        f"convert <that .pth> {keras_models_dir() / WEIGHTS_FILE}` (needs `pip install torch`).")
 
 
 def _creation_index(layer) -> int:
