@@ -6,6 +6,7 @@ nothing here downloads, because our users' machines often cannot.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -276,8 +277,8 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
             bad(p, e)
     if not headers:
         raise CorruptDatasetError(f"No readable images in {root}; skipped: {skipped[:5]}")
-    sizes = [size for size, _, _ in headers.values()]
-    target = (image_size, image_size) if image_size else max(set(sizes), key=lambda s: (sizes.count(s), s))
+    sizes = collections.Counter(size for size, _, _ in headers.values())
+    target = (image_size, image_size) if image_size else max(sizes, key=lambda s: (sizes[s], s))  # most common
     mode = {1: "L", 3: "RGB", 4: "RGBA", None: None}[channels]
     if mode is None:  # native: the richest mode present decides
         modes = {m for _, m, _ in headers.values()}
