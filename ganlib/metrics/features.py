@@ -172,11 +172,13 @@ class DomainClassifier(FeatureExtractor):
                "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir),
                "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         code = "import json, sys; from ganlib.metrics.features import _train_here; _train_here(json.loads(sys.argv[1]))"
-        done = subprocess.run([sys.executable, "-c", code, json.dumps(self._arguments)], env=env, stdout=sys.stderr,
-                              stderr=sys.stderr)
+        # Captured, then passed on: inside a Jupyter kernel sys.stderr has no file descriptor to hand to a child.
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(self._arguments)], env=env,
+                              capture_output=True, text=True)
+        sys.stderr.write(done.stdout + done.stderr)
         if done.returncode != 0 or not self.info_path.exists():
-            raise RuntimeError(f"Training the {self.dataset} feature network failed (exit {done.returncode}); "
-                               "its output is above.")
+            raise RuntimeError(f"Training the {self.dataset} feature network failed (exit {done.returncode}): "
+                               f"{done.stderr[-2000:]}")
         DomainClassifier.trainings += 1
         self.trained_now = True
 
