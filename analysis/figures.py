@@ -21,13 +21,15 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ganlib.registry import METRICS, lower_is_better  # noqa: F401  (lower_is_better: used by the pages as F.)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 BASELINE = "baseline"
 CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
-# final_* columns that describe the evaluation rather than the generator
-NOT_METRICS = ("final_n_samples", "final_seconds", "final_extractor_accuracy", "final_kid_std")
-METRIC_ORDER = ("fid", "kid", "precision", "recall", "density", "coverage", "classifier_score", "label_accuracy")
+# Metric names in the registry's order; final_* columns of the others describe the evaluation, not the generator.
+METRIC_ORDER = tuple(name for name, m in METRICS.items() if m.is_result)
+NOT_METRICS = tuple(f"final_{name}" for name, m in METRICS.items() if not m.is_result)
 STATUS_COLORS = {"completed": "#1a7f37", "diverged": "#b35900", "failed": "#c62828", "running": "#555"}
 CSS = """<style>
 .ganlib-table{border-collapse:collapse;font-size:.88em;margin:.4em 0 1.2em;font-variant-numeric:tabular-nums}
@@ -362,10 +364,6 @@ def extractor_callout(study: StudyData) -> str:
                    "Their metrics are not comparable, and neither are the tests built on them: share one feature "
                    "cache (GANLIB_CACHE on a shared folder), re-evaluate every run with it "
                    "(ganlib.metrics.evaluate_run) and gather the study again.")
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(k in metric for k in ("fid", "kid", "loss", "seconds"))
 
 
 def open_study(study_dir) -> StudyData:

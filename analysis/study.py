@@ -18,6 +18,7 @@ from typing import Any, Optional
 import yaml
 
 from ganlib.config import Config, ConfigError
+from ganlib.registry import METRICS, UnknownMetricError, metric as metric_entry
 
 STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "seeds", "resources",
               "metrics", "primary_metric", "factors")
@@ -322,6 +323,17 @@ def study_from_dict(data) -> Study:
     primary = data.get("primary_metric", "final_fid")
     if not isinstance(primary, str) or not primary:
         raise StudyError(f"primary_metric: expected a column name such as 'final_fid', got {primary!r}.")
+    for name in metrics or []:
+        if name not in METRICS or not METRICS[name].is_result:
+            raise StudyError(f"metrics: {name!r} is not a metric; use some of "
+                             f"{', '.join(n for n, m in METRICS.items() if m.is_result and m.compute)}.")
+    try:  # the registry gives the direction a ranking needs: an unregistered column cannot be ranked
+        registered = metric_entry(primary)
+    except UnknownMetricError as e:
+        raise StudyError(f"primary_metric: {e}") from None
+    if not registered.is_result:
+        raise StudyError(f"primary_metric: {primary!r} describes the evaluation, not the generator; use e.g. "
+                         "final_fid or final_label_accuracy.")
     if metrics and primary.startswith("final_") and primary[len("final_"):] not in metrics:
         raise StudyError(f"primary_metric: {primary!r} is not among the metrics {metrics}.")
     varied = list(dict.fromkeys(k for v in variations for k in v.overrides))

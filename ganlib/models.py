@@ -234,17 +234,12 @@ def mlp_discriminator(config: Config, image_shape, num_classes: int) -> keras.Mo
     return keras.Model(inputs, _logit(x, config, config.d_norm, projected, num_classes), name="discriminator")
 
 
-BUILDERS = {
-    "dcgan": (dcgan_generator, dcgan_discriminator),
-    "mlp": (mlp_generator, mlp_discriminator),
-    "msggan": (msggan_generator, msggan_discriminator),
-}
-
-
 def build_models(config: Config, image_shape, num_classes: int):
     """(generator, discriminator) for the config, under its precision policy."""
-    if config.model not in BUILDERS:
-        raise ValueError(f"model={config.model!r} has no builder; available: {sorted(BUILDERS)}")
-    make_g, make_d = BUILDERS[config.model]
+    from .registry import MODELS, resolve
+
+    if config.model not in MODELS:
+        raise ValueError(f"model={config.model!r} is not registered; available: {', '.join(MODELS)}")
+    make_g, make_d = resolve(MODELS[config.model].generator), resolve(MODELS[config.model].discriminator)
     with dtype_policy(config.resolved_precision):
         return make_g(config, tuple(image_shape), num_classes), make_d(config, tuple(image_shape), num_classes)

@@ -21,6 +21,7 @@ from keras import ops
 
 from .config import Config
 from .losses import get_loss
+from .registry import LOSSES
 from .models import image_pyramid
 
 
@@ -73,6 +74,7 @@ class GANTrainer(keras.Model):
         self.config = config
         self.num_classes = num_classes
         self.adversarial_loss = get_loss(config.loss)
+        self.loss_entry = LOSSES[config.loss]  # targets, D's threshold, Lipschitz constraint
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.ema_generator = None
         if config.ema > 0:
@@ -126,7 +128,7 @@ class GANTrainer(keras.Model):
 
     def targets(self, n):
         """(real, fake) D targets for a batch of n: constants, or per-sample uniform draws (label smoothing)."""
-        if not self.adversarial_loss.uses_targets:
+        if not self.loss_entry.uses_targets:
             return 1.0, 0.0
         return self._target(self.config.real_label, n), self._target(self.config.fake_label, n)
 
@@ -162,7 +164,7 @@ class GANTrainer(keras.Model):
 
     def _penalty(self, real, fake, labels):
         total = 0.0
-        if self.config.loss == "wgan_gp" and self.config.gp_weight > 0:
+        if self.loss_entry.lipschitz == "gradient_penalty" and self.config.gp_weight > 0:
             total += self.gradient_penalty(real, fake, labels)
         if self.config.r1_weight > 0:
             total += self.r1_penalty(real, labels)
@@ -208,7 +210,7 @@ class GANTrainer(keras.Model):
     def _d_update(self, real, labels, fake, f_labels):
         cfg, loss = self.config, self.adversarial_loss
         bs = cfg.batch_size
-        threshold = loss.accuracy_threshold
+        threshold = self.loss_entry.accuracy_threshold
         with tf.GradientTape() as d_tape:
             if self._joint_d_pass:
                 both = self._d(tf.nest.map_structure(lambda r, f: ops.concatenate([r, f]), real, fake),
@@ -221,7 +223,7 @@ class GANTrainer(keras.Model):
             d_total = d_loss + self._penalty(real, fake, labels)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, d_vars), d_vars))
-        if cfg.loss == "wgan":  # WGAN's Lipschitz constraint: every D parameter clipped after every update
+        if self.loss_entry.lipschitz == "clip":  # WGAN's constraint: every D parameter clipped after every update
             for w in self.discriminator.trainable_weights:
                 w.assign(ops.clip(w, -cfg.clip_value, cfg.clip_value))
         return {

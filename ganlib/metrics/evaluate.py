@@ -15,30 +15,34 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..rundir import read_json, write_json
-from .distances import density_coverage, fid_from_features, kid, precision_recall
+from ..registry import computed_metrics, resolve
 from .features import DomainClassifier, FeatureExtractor, KerasInceptionV3Features, cache_dir
 from .memorization import _as_float_images
-from .scores import classifier_score, label_accuracy
 
 REAL_SUBSET_SEED = 0  # the same real images for every run of a study, so runs differ only by their generators
-METRIC_NAMES = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
 
 
 def compare_features(real_features, fake_features, fake_probs=None, fake_labels=None, seed: int = 0) -> dict:
-    """Distances between real and generated features, plus classifier scores when probabilities are given."""
-    if not np.isfinite(fake_features).all():  # a diverged generator: report NaN rather than crash training
-        out = dict.fromkeys(METRIC_NAMES, math.nan)
-    else:
-        k_mean, k_std = kid(real_features, fake_features, seed=seed)
-        precision, recall = precision_recall(real_features, fake_features)
-        density, coverage = density_coverage(real_features, fake_features)
-        out = dict(fid=fid_from_features(real_features, fake_features), kid=k_mean, kid_std=k_std,
-                   precision=precision, recall=recall, density=density, coverage=coverage)
-    if fake_probs is not None:
-        finite = np.isfinite(fake_probs).all()
-        out["classifier_score"] = classifier_score(fake_probs)[0] if finite else math.nan
-        if fake_labels is not None:
-            out["label_accuracy"] = label_accuracy(fake_probs, fake_labels) if finite else math.nan
+    """Every metric of `ganlib.registry.METRICS` that these inputs allow: distances between real and generated
+    features, and classifier scores when probabilities (and requested labels) are given.
+
+    Each registered computation runs once (precision and recall come from one call). A metric whose inputs are
+    not finite (a diverged generator) is NaN rather than an error, so training can report it and go on.
+    """
+    given = dict(real_features=real_features, fake_features=fake_features, fake_probs=fake_probs,
+                 fake_labels=fake_labels, seed=seed)
+    out = {}
+    for target, inputs, entries in computed_metrics():
+        if any(given[name] is None for name in inputs):
+            continue
+        arrays = [given[name] for name in inputs if name not in ("seed", "fake_labels")]
+        value = None
+        if all(np.isfinite(a).all() for a in arrays):
+            keyword = {"seed": seed} if "seed" in inputs else {}
+            value = resolve(target)(*[given[name] for name in inputs if name != "seed"], **keyword)
+        for entry in entries:
+            out[entry.name] = math.nan if value is None else float(
+                value if entry.output is None else value[entry.output])
     return out
 
 

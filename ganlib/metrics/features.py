@@ -148,10 +148,11 @@ class DomainClassifier(FeatureExtractor):
         self.dataset, self.data_dir, self.verbose, self.batch_size = dataset, data_dir, verbose, batch_size
         self.settings = dict(epochs=epochs, max_train=max_train, seed=seed, feature_dim=feature_dim)
         if image_size is None or channels is None:  # the native shape decides the key, so resolve it now
-            from ..config import DATASETS
+            from ..registry import DATASETS
 
-            native = DATASETS.get(dataset, (None, None, None))
-            image_size, channels = image_size or native[1], channels or native[2]
+            native = DATASETS.get(dataset)
+            image_size = image_size or (native.image_size if native else None)
+            channels = channels or (native.channels if native else None)
             if image_size is None or channels is None:
                 raise ValueError(f"Give image_size and channels for dataset {dataset!r}.")
         self.image_shape = (image_size, image_size, channels)
