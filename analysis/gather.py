@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ganlib.config import Config
-from ganlib.rundir import RunDirectory, atomic_path
+from analysis.studydir import TABLE_NAMES, StudyDirectory
+from ganlib.rundir import RunDirectory
 
 ID_COLUMNS = ["study", "variation", "seed", "run_id"]
 BATCH_COLUMNS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
@@ -40,23 +41,17 @@ class StudyTables:
 def study_runs(study_dir) -> list:
     """[{study, variation, seed, run_id, run_dir, config}] of every run the study defines (or, without a
     readable study.yaml, every run directory found under runs/)."""
-    study_dir = Path(study_dir)
+    directory = StudyDirectory(study_dir)
     try:
-        from analysis.study import load_study
-
-        study = load_study(study_dir / "study.yaml")
+        study = directory.read_study()
         return [dict(study=study.name, variation=r.variation, seed=r.seed, run_id=r.run_id,
-                     run_dir=r.run_dir(study_dir), config=r.config) for r in study.runs()]
+                     run_dir=directory.run_dir(r.variation, r.seed), config=r.config) for r in study.runs()]
     except Exception as e:
-        if (study_dir / "study.yaml").exists():
-            print(f"warning: {study_dir / 'study.yaml'} unreadable ({e}); reading the runs found on disk",
+        if directory.definition_file.exists():
+            print(f"warning: {directory.definition_file} unreadable ({e}); reading the runs found on disk",
                   file=sys.stderr)
-    runs = []
-    for d in sorted(study_dir.glob("runs/*/seed*")):
-        if d.is_dir() and d.name[4:].isdigit():
-            runs.append(dict(study=study_dir.name, variation=d.parent.name, seed=int(d.name[4:]),
-                             run_id=f"{d.parent.name}/{d.name}", run_dir=d, config=None))
-    return runs
+    return [dict(study=directory.name, variation=variation, seed=seed, run_id=f"{variation}/seed{seed}",
+                 run_dir=path, config=None) for variation, seed, path in directory.run_dirs_on_disk()]
 
 
 def _number(v) -> bool:
@@ -202,14 +197,12 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_tables(tables: StudyTables, study_dir) -> Path:
-    out = Path(study_dir) / "tables"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("runs", "epochs", "stability", "rolling"):
+    directory = StudyDirectory(study_dir)
+    for name in TABLE_NAMES:
         df = getattr(tables, name)
         if df is not None:
-            with atomic_path(out / f"{name}.parquet") as tmp:  # the report never reads half a table
-                _parquet_safe(df).to_parquet(tmp, index=False)
-    return out
+            directory.write_table(name, _parquet_safe(df))
+    return directory.tables_dir
 
 
 def gather(study_dir, save: bool = True, batches: bool = True, window: int = 50) -> StudyTables:
@@ -243,7 +236,7 @@ def main(argv=None) -> int:
         print(done.groupby("variation", sort=False)[metric].agg(["median", "count"]).to_string())
     for _, r in runs[runs["read_error"].notna()].iterrows():
         print(f"warning: {r['run_id']}: {r['read_error']}")
-    print(f"\ntables written to {Path(args.study_dir) / 'tables'}")
+    print(f"\ntables written to {StudyDirectory(args.study_dir).tables_dir}")
     return 0
 
 

@@ -213,8 +213,12 @@ def export_notebooks(study_dir: Path, out: Path, pages=(), study_name: str = "")
     import nbformat
 
     written = []
-    for nb_path in sorted(Path(study_dir).glob("runs/*/seed*/train.ipynb")):
-        variation, seed = nb_path.parent.parent.name, nb_path.parent.name
+    from analysis.studydir import StudyDirectory
+
+    for variation, seed_number, run_dir in StudyDirectory(study_dir).run_dirs_on_disk():
+        nb_path, seed = run_dir / "train.ipynb", f"seed{seed_number}"
+        if not nb_path.exists():
+            continue
         target = out / "notebooks" / variation / f"{seed}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -236,10 +240,10 @@ def build(study_dir, out=None, pages: Optional[list] = None, rolling_window: int
     """Execute and convert every page; returns {"out": dir, "pages": {file: errors}, "notebooks": [...]}."""
     import nbformat
 
-    from analysis.figures import _read_yaml, check_study_dir
+    from analysis.studydir import StudyDirectory
 
-    study_dir = check_study_dir(Path(study_dir)).resolve()
-    name = str(_read_yaml(study_dir / "study.yaml").get("name") or study_dir.name)
+    study_dir = StudyDirectory(study_dir).check_ready().path.resolve()
+    name = StudyDirectory(study_dir).display_name()
     out = Path(out or ROOT / "_preview" / study_dir.name).resolve()
     (out / "_executed").mkdir(parents=True, exist_ok=True)
     site = site_pages()
@@ -281,10 +285,10 @@ def main(argv=None) -> int:
                         help="only convert the runs' notebooks, into OUT/notebooks (default OUT: "
                              "$QUARTO_PROJECT_OUTPUT_DIR/reports, for Quarto's post-render step)")
     args = parser.parse_args(argv)
-    from analysis.figures import StudyNotReady, check_study_dir
+    from analysis.studydir import StudyDirectory, StudyNotReady
 
     try:
-        study_dir = check_study_dir(args.study_dir)
+        study_dir = StudyDirectory(args.study_dir).check_ready().path
     except StudyNotReady as e:
         print(f"{'warning' if args.export_notebooks else 'error'}: {e}", file=sys.stderr)
         return 0 if args.export_notebooks else 2  # a missing study must not fail a Quarto render afterwards

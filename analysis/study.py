@@ -121,7 +121,9 @@ class Run:
         return f"{self.variation}/seed{self.seed}"
 
     def run_dir(self, study_dir) -> Path:
-        return Path(study_dir) / "runs" / self.variation / f"seed{self.seed}"
+        from analysis.studydir import StudyDirectory
+
+        return StudyDirectory(study_dir).run_dir(self.variation, self.seed)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from analysis.study import LARGE_PLAN, Study, StudyError, default_workers, load_study
+from analysis.studydir import StudyDirectory
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.py"
 FINISHED = ("completed", "diverged")  # ganlib.run.train returns these as they are: never retrained
@@ -150,9 +151,10 @@ def plan(study: Study, study_dir: Path, only=None) -> list:
     """[(Run, run_dir, status)] in execution order; refuses run directories that hold another configuration."""
     from ganlib.rundir import RunDirectory
 
+    directory = StudyDirectory(study_dir)
     runs, conflicts = [], []
     for run in study.runs(only):
-        run_dir = run.run_dir(study_dir)
+        run_dir = directory.run_dir(run.variation, run.seed)
         try:
             existing = RunDirectory(run_dir).read_config() if (run_dir / "config.json").exists() else None
         except Exception:
@@ -225,11 +227,12 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
               yes=False) -> int:
     """Run (the rest of) a study; returns the exit code: 0, 1 if a run failed, 2 if a large plan was not
     confirmed."""
-    from ganlib.rundir import atomic_write, now, write_json
+    from ganlib.rundir import now
 
     threads = threads or study.resources.get("threads_per_run", 1)
     workers = workers or study.resources.get("workers") or default_workers(threads)
     study_dir = Path(out).expanduser().resolve() / study.name
+    directory = StudyDirectory(study_dir)
     runs = plan(study, study_dir, only)
     todo = [(run, d) for run, d, status in runs if status not in FINISHED]
     print(f"study {study.name!r}: {len(study.variations)} variations x {len(study.seeds)} seeds; "
@@ -248,8 +251,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         return 2
 
     started, t0 = now(), time.perf_counter()
-    study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(study_dir / "study.yaml", study.to_yaml())
+    directory.write_definition(study)
     results = {}
     if todo:
         from distributed import as_completed
@@ -257,7 +259,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
 
         with dask_client(scheduler, workers) as client:
             futures = {client.submit(execute_run, str(d), run.config.to_dict(), threads,
-                                     str(study_dir / "logs" / run.variation / f"seed{run.seed}.log"), pure=False): run
+                                     str(directory.log_file(run.variation, run.seed)), pure=False): run
                        for run, d in todo}
             with tqdm(total=len(futures), desc=study.name, unit="run", file=sys.stderr) as bar:
                 for future in as_completed(futures):
@@ -280,14 +282,14 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         "scheduler": scheduler or "local", "workers": None if scheduler else workers, "threads_per_run": threads,
         "only": only, "runs_planned": len(runs), "runs_trained": sum(bool(r.get("trained")) for r in results.values()),
         "counts": _counts(final.values()),
-        "failed": {k: (results.get(k) or {}).get("error") or _error(study_dir / "runs" / k)
-                   for k, s in final.items() if s == "failed"},
+        "failed": {run.run_id: (results.get(run.run_id) or {}).get("error") or _error(d)
+                   for run, d, _ in runs if final[run.run_id] == "failed"},
         "busy": sorted(k for k, r in results.items() if r["status"] == "busy"),
         "did_not_learn": sorted(k for k, d in ((run.run_id, d) for run, d, _ in runs) if _verdict(d) == "did_not_learn"),
         "runs": {k: {"status": s, **{f: results.get(k, {}).get(f) for f in ("error", "seconds", "trained")}}
                  for k, s in final.items()},
     }
-    write_json(study_dir / "study_summary.json", summary)
+    directory.write_summary(summary)
     try:
         from analysis.gather import gather
 
@@ -302,7 +304,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
     if summary["did_not_learn"]:
         print(f"  DID NOT LEARN ({len(summary['did_not_learn'])} of {len(runs)} runs; the report does not rank "
               f"them as results): {', '.join(summary['did_not_learn'])}")
-    print(f"summary: {study_dir / 'study_summary.json'}; tables: {study_dir / 'tables'}")
+    print(f"summary: {directory.summary_file}; tables: {directory.tables_dir}")
     return 1 if summary["failed"] else 0
 
 

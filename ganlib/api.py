@@ -74,7 +74,7 @@ class GAN:
 
     def sample(self, n: int = 16, labels=None, seed: Optional[int] = None) -> np.ndarray:
         """n images in [-1, 1] (N, H, W, C); for conditional models `labels` picks classes (default: cycle)."""
-        from .trainer import generate
+        from .sampling import generate
 
         self._require_models()
         rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import checkpoint, plotting
 from .rundir import RunDirectory
-from .trainer import generate
+from .sampling import generate
 
 BATCH_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 

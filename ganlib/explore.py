@@ -7,36 +7,15 @@ without a browser; the widgets only mirror that state. The widget tree is built 
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from .data import to_uint8
-from .latent import (generate_at, is_conditional, latent_dim_of, load_latent_points, num_classes_of,
-                     save_latent_points)
-from .rundir import RunDirectory
-
-
-def load_generator(run_dir, model: str = "generator") -> Tuple[object, Optional[list]]:
-    """(generator, class names) of a completed run: `models/<model>.keras` loaded with Keras safe_mode (no code
-    from the file runs) and the dataset's class names from summary.json. `model="generator_ema"` for EMA runs."""
-    run = RunDirectory(run_dir)
-    generator = run.load_model(model)
-    return generator, run.read_summary().get("dataset", {}).get("classes")
-
-
-def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
-    """A uint8 image as PNG bytes, enlarged `scale` times (nearest neighbour)."""
-    from PIL import Image
-
-    picture = Image.fromarray(image)
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+from .latent import load_latent_points, save_latent_points
+from .plotting import png_bytes  # noqa: F401  (notebooks/explore.py imports it from here)
+from .sampling import generate_at, is_conditional, latent_dim_of, load_generator, num_classes_of
 
 
 class LatentExplorer:
@@ -68,8 +47,9 @@ class LatentExplorer:
         self._syncing = False
 
     @classmethod
-    def from_run(cls, run_dir, model: str = "generator", **kwargs) -> "LatentExplorer":
-        """An explorer of a completed run's final generator (class names from its summary)."""
+    def from_run(cls, run_dir, model: Optional[str] = None, **kwargs) -> "LatentExplorer":
+        """An explorer of a completed run's final generator (its EMA copy when it has one; class names from its
+        summary). `model="generator"` or `"generator_ema"` picks one."""
         generator, class_names = load_generator(run_dir, model)
         kwargs.setdefault("class_names", class_names)
         return cls(generator, **kwargs)

@@ -14,35 +14,7 @@ import numpy as np
 
 from .plotting import grid_image
 from .rundir import atomic_path, atomic_write
-
-
-# ---------------------------------------------------------------------------------------------- generators
-def is_conditional(generator) -> bool:
-    return isinstance(generator.input, (list, tuple))
-
-
-def latent_dim_of(generator) -> int:
-    z = generator.input[0] if is_conditional(generator) else generator.input
-    return int(z.shape[-1])
-
-
-def num_classes_of(generator) -> Optional[int]:
-    """Classes a conditional generator knows: the size of its label embedding (None if unconditional)."""
-    if not is_conditional(generator):
-        return None
-    sizes = [layer.input_dim for layer in generator.layers if hasattr(layer, "input_dim")]
-    return int(sizes[0]) if sizes else None
-
-
-def generate_at(generator, z, labels=None) -> np.ndarray:
-    """Images in [-1, 1] at latent points z (one point or rows); `labels` one class or one per row, ignored
-    by unconditional generators (class 0 when a conditional one gets none)."""
-    from .trainer import generate
-
-    z = np.atleast_2d(np.asarray(z, np.float32))
-    if is_conditional(generator):
-        labels = np.broadcast_to(np.asarray(0 if labels is None else labels, np.int32), (len(z),))
-    return generate(generator, z, labels)
+from .sampling import generate_at, is_conditional, latent_dim_of, num_classes_of  # noqa: F401  (part of this API)
 
 
 # ---------------------------------------------------------------------------------------------- interpolation

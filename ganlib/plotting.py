@@ -25,16 +25,29 @@ def grid_image(images, columns: Optional[int] = None, padding: int = 1) -> np.nd
     return canvas[..., 0] if c == 1 else canvas
 
 
-def save_grid(images, path, columns: Optional[int] = None, scale: int = 2) -> Path:
-    """Write a grid PNG atomically, upscaled `scale` times (nearest) so small images stay legible."""
+def _picture(image: np.ndarray, scale: int = 1):
+    """A Pillow image of a uint8 array, enlarged `scale` times (nearest neighbour: pixels stay sharp)."""
     from PIL import Image
 
-    grid = grid_image(images, columns)
-    picture = Image.fromarray(grid)
+    picture = Image.fromarray(np.asarray(image))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    return picture
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 image (H, W) or (H, W, C) as PNG bytes, enlarged `scale` times (nearest neighbour)."""
+    import io
+
+    buffer = io.BytesIO()
+    _picture(image, scale).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_grid(images, path, columns: Optional[int] = None, scale: int = 2) -> Path:
+    """Write a grid PNG atomically, upscaled `scale` times (nearest) so small images stay legible."""
     with atomic_path(Path(path)) as tmp:
-        picture.save(tmp, format="PNG")
+        _picture(grid_image(images, columns), scale).save(tmp, format="PNG")
     return Path(path)
 
 

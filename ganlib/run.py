@@ -221,7 +221,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         if tuple(generator.outputs[-1].shape) != expected:
             raise ConfigError("init_from", config.init_from, f"a run whose generator makes images of shape "
                               f"{expected[1:]} (it makes {tuple(generator.outputs[-1].shape)[1:]})")
-        from .latent import num_classes_of
+        from .sampling import num_classes_of
 
         known = num_classes_of(generator)
         if config.conditional and known != data.num_classes:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from .config import Config
 from .losses import get_loss
 from .registry import LOSSES
+from .sampling import full_size, generate  # noqa: F401  (ganlib.trainer.generate: kept for users' code)
 from .models import image_pyramid
 
 
@@ -52,11 +52,6 @@ def make_optimizer(config: Config, net: str, total_steps: int):
 def _rows(images, start, stop):
     """Rows start:stop of an image batch or of every level of an image pyramid."""
     return tf.nest.map_structure(lambda x: x[start:stop], images)
-
-
-def _full_size(images):
-    """The full-size images of a generator's output (the last level of an MSG-GAN pyramid)."""
-    return images[-1] if isinstance(images, (list, tuple)) else images
 
 
 class GANTrainer(keras.Model):
@@ -104,7 +99,7 @@ class GANTrainer(keras.Model):
         return super().fit(*args, steps_per_epoch=steps_per_epoch, **kwargs)
 
     def call(self, inputs, training=False):
-        return _full_size(self.generator(inputs, training=training))
+        return full_size(self.generator(inputs, training=training))
 
     # ------------------------------------------------------------------ helpers
     def _g_inputs(self, z, labels):
@@ -238,16 +233,3 @@ class GANTrainer(keras.Model):
     def sampling_generator(self):
         """The generator used for samples and metrics: the EMA copy when EMA is on."""
         return self.ema_generator if self.ema_generator is not None else self.generator
-
-
-def generate(generator: keras.Model, z, labels=None, batch_size: int = 500) -> np.ndarray:
-    """Images in [-1, 1] for latent points z (and labels for a conditional generator), in batches.
-
-    For an MSG-GAN generator these are its full-size images (the last of its outputs)."""
-    z = np.asarray(z, np.float32)
-    conditional = isinstance(generator.input, (list, tuple))
-    out = []
-    for i in range(0, len(z), batch_size):
-        inputs = [z[i:i + batch_size], np.asarray(labels[i:i + batch_size], np.int32)] if conditional else z[i:i + batch_size]
-        out.append(np.asarray(_full_size(generator(inputs, training=False)), np.float32))
-    return np.concatenate(out) if out else np.zeros((0,) + tuple(generator.outputs[-1].shape[1:]), np.float32)

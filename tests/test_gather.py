@@ -7,8 +7,9 @@ from analysis import gather as G
 from analysis.study import study_from_dict
 from ganlib.rundir import RunDirectory
 
-BASE = dict(dataset="mnist_subset", subset=64, batch_size=16, filters=8, epochs=3, steps_per_epoch=10,
-            metric_samples=0)
+from tiny import TINY  # noqa: E402
+
+BASE = {**TINY, "epochs": 3, "steps_per_epoch": 10}
 
 
 def make_run(run_dir, config, status="completed", final=None, eval_fid=None, steps=30):

@@ -10,8 +10,7 @@ import yaml
 from conftest import ROOT
 
 PAPERMILL = os.path.join(os.path.dirname(sys.executable), "papermill")
-TINY = dict(dataset="mnist_subset", subset=64, batch_size=16, filters=8, latent_dim=16, embedding_dim=4,
-            epochs=2, steps_per_epoch=2, metric_samples=0, grid_size=4)
+from tiny import TINY  # noqa: E402
 
 
 def run_papermill(tmp_path, *args):

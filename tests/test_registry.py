@@ -109,3 +109,29 @@ def test_catalog_lists_every_kind():
     assert set(catalog["losses"]) == set(registry.LOSSES) and "fid" in catalog["metrics"]
     out = subprocess.run([sys.executable, "-m", "ganlib.registry"], capture_output=True, text=True, check=True).stdout
     assert "wgan_gp" in out and "lower is better" in out
+
+
+def _row(table: str, field: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith(f"| `{field}` |"))
+
+
+def test_configuration_docs_list_every_registered_choice():
+    """docs/configuration.md's allowed values of dataset, model, loss and recipe are the registry's names."""
+    from pathlib import Path
+
+    from ganlib.recipes import RECIPES
+
+    table = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for field, names in (("dataset", registry.DATASETS), ("model", registry.MODELS), ("loss", registry.LOSSES),
+                         ("recipe", RECIPES)):
+        row = _row(table, field)
+        assert [n for n in names if f"`{n}`" not in row] == [], field
+
+
+def test_extending_docs_name_every_kind_and_file():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "extending.md").read_text()
+    for needle in ("ganlib/registry.py", "ganlib/losses.py", "ganlib/metrics/", "ganlib/data.py", "ganlib/models.py",
+                   "ganlib/recipes.py", "python -m ganlib.registry"):
+        assert needle in text, needle

@@ -28,14 +28,6 @@ HOSTILE_SVG = ("<svg xmlns='http://www.w3.org/2000/svg' onload=\"document.body.s
                "<script>document.body.setAttribute('data-xss', 'svg-script')</script></svg>")
 
 
-def _metrics_available() -> bool:
-    try:
-        import ganlib.metrics  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def make_study(out: Path) -> Path:
     """A study in the layout of `analysis.sweep`, trained directly with ganlib.run.train (fast, in-process)."""
     import nbformat
@@ -43,7 +35,7 @@ def make_study(out: Path) -> Path:
     from ganlib.run import train
 
     study_dir = out / "tiny"
-    metrics = dict(metric_samples=64, metric_interval=1) if _metrics_available() else dict(metric_samples=0)
+    metrics = dict(metric_samples=64, metric_interval=1)
     configs = {"baseline": {}, XSS: {"lr": 1e-3}}
     for variation, changes in configs.items():
         for seed in (0, 1):
@@ -163,13 +155,12 @@ def test_overview(preview):
     head, rows = table_by_id(out, "design")
     assert [r[0] for r in rows] == ["baseline", "lr=1e-3&lt;script&gt;alert(1)", "broken"]
     assert "lr=0.001" in rows[1][1]
-    if _metrics_available():
-        head, rows = table_by_id(out, "ranking")
-        assert "median final_fid" in head and "did not learn" in head and len(rows) == 3
-        # 4 training steps learn nothing, and ganlib.verdict says so: no "best", a warning on the page
-        assert [r[head.index("did not learn")] for r in rows[:2]] == ["2", "2"]
-        assert "4 of 4 completed runs did not learn" in out and "No configuration can be ranked" in out
-        assert "Best configuration" not in out
+    head, rows = table_by_id(out, "ranking")
+    assert "median final_fid" in head and "did not learn" in head and len(rows) == 3
+    # 4 training steps learn nothing, and ganlib.verdict says so: no "best", a warning on the page
+    assert [r[head.index("did not learn")] for r in rows[:2]] == ["2", "2"]
+    assert "4 of 4 completed runs did not learn" in out and "No configuration can be ranked" in out
+    assert "Best configuration" not in out
     assert "did not complete" in out and "&lt;such&gt;" in out  # the failed run's error, escaped
     assert out.count('src="data:image/png;base64,') >= 2  # the first configuration's samples, both seeds
 
@@ -177,8 +168,6 @@ def test_overview(preview):
 def test_overview_ranks_only_runs_that_learned(study, tmp_path):
     """Mark the baseline's runs as learned (as their summary.json would say after a longer run), gather again:
     the baseline is ranked and named best, the other configuration is not ranked."""
-    if not _metrics_available():
-        pytest.skip("no metrics without ganlib.metrics")
     from analysis import report
     from analysis.gather import gather
 
@@ -202,8 +191,6 @@ def test_overview_ranks_only_runs_that_learned(study, tmp_path):
 
 
 def test_statistics_tables(preview):
-    if not _metrics_available():
-        pytest.skip("no metrics without ganlib.metrics")
     out = html_outputs(executed(preview, "statistics"))
     head, rows = table_by_id(out, "compare-baseline")
     assert {"variation", "median baseline", "median variation", "Cliff's delta", "p", "p Holm", "p BH",
@@ -218,11 +205,10 @@ def test_statistics_tables(preview):
 
 def test_figures_present(preview):
     dynamics, metrics = executed(preview, "dynamics"), executed(preview, "metrics")
-    assert count_png(dynamics) >= 1 + _metrics_available()  # losses/accuracies, and FID curves
-    if _metrics_available():
-        assert count_png(metrics) >= 1
-        head, rows = table_by_id(html_outputs(metrics), "metric-summary")
-        assert {"fid", "kid", "best_fid"} <= set(head) and len(rows) == 3
+    assert count_png(dynamics) >= 2  # losses/accuracies, and FID curves
+    assert count_png(metrics) >= 1
+    head, rows = table_by_id(html_outputs(metrics), "metric-summary")
+    assert {"fid", "kid", "best_fid"} <= set(head) and len(rows) == 3
     gallery = html_outputs(executed(preview, "gallery"))
     assert gallery.count('src="data:image/png;base64,') >= 4 + 2  # final grids of 4 runs + evolution
     assert 'src="data:image/gif;base64,' in gallery
@@ -233,9 +219,8 @@ def test_figures_present(preview):
     out = html_outputs(diagnostics)
     head, rows = table_by_id(out, "unfinished")
     assert [r[0] for r in rows] == ["broken/seed0"] and "failed" in rows[0][1] and "&lt;such&gt;" in rows[0][-1]
-    if _metrics_available():
-        assert count_png(diagnostics) >= 2  # nearest neighbours, diversity
-        table_by_id(out, "memorization")
+    assert count_png(diagnostics) >= 2  # nearest neighbours, diversity
+    table_by_id(out, "memorization")
 
 
 def test_runs_listing_links_notebooks(preview):
@@ -315,12 +300,12 @@ def test_pages_of_a_study_with_one_single_epoch_run_per_configuration(tmp_path):
     from ganlib.run import train
 
     study_dir = tmp_path / "edge"
-    metrics = dict(metric_samples=64, metric_interval=1) if _metrics_available() else dict(metric_samples=0)
+    metrics = dict(metric_samples=64, metric_interval=1)
     for variation, changes in {"baseline": {}, "lr=1e-3": {"lr": 1e-3}}.items():
         train(tiny(epochs=1, seed=0, **metrics, **changes), study_dir / "runs" / variation / "seed0", verbose=0)
     baseline = {k: v for k, v in tiny(epochs=1, **metrics).to_dict().items() if k != "seed"}
     (study_dir / "study.yaml").write_text(yaml.safe_dump(dict(
-        name="edge", baseline=baseline, seeds=[0], primary_metric="final_fid" if _metrics_available() else "final_g_loss",
+        name="edge", baseline=baseline, seeds=[0], primary_metric="final_fid",
         variations=[{"name": "lr=1e-3", "lr": 1e-3}])))
     gather(study_dir)
     result = report.build(study_dir, tmp_path / "preview", log=lambda *a: None)

@@ -7,7 +7,7 @@ import yaml
 from analysis.study import Study, StudyError, format_value, load_study, study_from_dict
 
 STUDIES = Path(__file__).resolve().parents[1] / "analysis" / "studies"
-BASE = dict(dataset="mnist_subset", subset=64, batch_size=16, filters=8, epochs=2, steps_per_epoch=2, metric_samples=0)
+from tiny import TINY as BASE  # noqa: E402
 
 
 def study(**changes) -> dict:

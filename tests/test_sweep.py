@@ -17,8 +17,7 @@ from analysis.study import StudyError, load_study
 from ganlib.rundir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(dataset="mnist_subset", subset=64, batch_size=16, filters=8, latent_dim=16, embedding_dim=4,
-            epochs=2, steps_per_epoch=2, metric_samples=0, grid_size=4)
+from tiny import TINY  # noqa: E402
 
 
 def write_study(tmp_path, variations=({"name": "small_lr", "lr": 1.0e-4},), seeds=2, **baseline) -> Path:

@@ -76,18 +76,15 @@ class Evaluator:
 
     def samples(self, generator):
         """(images, labels or None): the same latent points and labels at every call."""
-        from ..trainer import generate
+        from ..sampling import is_conditional, seeded_samples
 
-        conditional = isinstance(generator.input, (list, tuple))  # (z, label) inputs, as ganlib builds them
+        conditional = is_conditional(generator)
         if self.conditional is not None and self.conditional != conditional:
             raise ValueError(f"conditional={self.conditional}, but the generator is "
                              f"{'' if conditional else 'un'}conditional.")
         if conditional and not self.num_classes:
             raise ValueError("A conditional generator needs num_classes.")
-        latent_dim = generator.inputs[0].shape[-1]
-        z = np.random.default_rng([self.seed, 31337]).standard_normal((self.n, latent_dim)).astype(np.float32)
-        labels = (np.arange(self.n) % self.num_classes).astype(np.int32) if conditional else None
-        return generate(generator, z, labels), labels
+        return seeded_samples(generator, self.n, [self.seed, 31337], self.num_classes)
 
     def __call__(self, generator) -> dict:
         started = time.perf_counter()

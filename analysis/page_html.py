@@ -1,0 +1,216 @@
+"""HTML for the report pages: escaped text, tables, callouts, embedded images, a latent slider, and the
+callouts every page shows about its study. Every string that comes from a study (names, descriptions,
+errors) reaches the page through `esc` or `table`: nothing from a study file is ever emitted as raw HTML.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+import pandas as pd
+
+from ganlib.plotting import png_bytes  # noqa: F401  (pages use it as F.png_bytes)
+
+if TYPE_CHECKING:
+    from analysis.study_data import StudyData
+
+STATUS_COLORS = {"completed": "#1a7f37", "diverged": "#b35900", "failed": "#c62828", "running": "#555"}
+CSS = """<style>
+.ganlib-table{border-collapse:collapse;font-size:.88em;margin:.4em 0 1.2em;font-variant-numeric:tabular-nums}
+.ganlib-table th,.ganlib-table td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}
+.ganlib-table th{background:#f3f5f7;border-bottom:2px solid #bbb}
+.ganlib-table td.text,.ganlib-table th.text{text-align:left;white-space:normal}
+.ganlib-table td{white-space:nowrap}
+.ganlib-table small{color:#666;font-weight:normal}
+.ganlib-table tr.best td{background:#eaf6ec;font-weight:600}
+.ganlib-table tr.flag td{background:#fff4e5}
+.ganlib-callout{border-left:6px solid;border-radius:4px;padding:.6em 1em;margin:.8em 0}
+.ganlib-callout.warning{border-color:#d9822b;background:#fff4e5}
+.ganlib-callout.danger{border-color:#c62828;background:#fdecea}
+.ganlib-callout.info{border-color:#2b6cb0;background:#ebf4ff}
+.ganlib-callout.success{border-color:#1a7f37;background:#eaf6ec}
+.ganlib-callout b.title{display:block;margin-bottom:.2em}
+.ganlib-callout ul{margin:.2em 0 0;padding-left:1.2em}
+.ganlib-figs{display:flex;flex-wrap:wrap;gap:.8em;align-items:flex-start}
+.ganlib-figs figure{margin:0;text-align:center;font-size:.8em}
+.ganlib-traversal img{image-rendering:pixelated}
+.ganlib-grid tbody th.text{white-space:nowrap}
+.ganlib-grid td,.ganlib-grid thead th{text-align:center}
+.ganlib-key{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.3em 0 1em}
+.ganlib-key dt{font-weight:600}.ganlib-key dd{margin:0}
+.ganlib-status{font-weight:600}
+</style>"""
+
+
+def esc(value) -> str:
+    """HTML-escaped text of any value (quotes too, so it is safe inside attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value, digits: int = 4) -> str:
+    """A number as a table shows it: NaN as an en dash, large values without decimals."""
+    if value is None or isinstance(value, str):
+        return "" if value is None else value
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value)}"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+
+
+def table(df: pd.DataFrame, raw=(), table_id: Optional[str] = None, highlight=None, digits: int = 4,
+          mark: str = "best") -> str:
+    """An HTML table; every cell is escaped except the columns named in `raw` (already-safe HTML).
+
+    `highlight`: a boolean sequence marking rows to emphasise, in green (mark="best") or amber (mark="flag").
+    """
+    numeric = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
+    cls = lambda c: "" if c in numeric else ' class="text"'  # noqa: E731
+    head = "".join(f"<th{cls(c)}>{esc(c)}</th>" for c in df.columns)
+    rows = []
+    marks = list(highlight) if highlight is not None else [False] * len(df)
+    for marked, (_, r) in zip(marks, df.iterrows()):
+        cells = "".join(f"<td{cls(c)}>{r[c] if c in raw else esc(fmt(r[c], digits))}</td>" for c in df.columns)
+        rows.append(f"<tr{f' class={mark}' if marked else ''}>{cells}</tr>")
+    ident = f' id="{esc(table_id)}"' if table_id else ""
+    return (f'<div style="overflow-x:auto"><table class="ganlib-table table table-sm"{ident}><thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def callout(title: str, items=(), kind: str = "warning", text: str = "") -> str:
+    """A coloured box (warning, danger, info, success) with an escaped title, text and bullet list."""
+    body = f"<div>{esc(text)}</div>" if text else ""
+    items = list(items)
+    if items:
+        body += "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+    return f'<div class="ganlib-callout {esc(kind)}" role="note"><b class="title">{esc(title)}</b>{body}</div>'
+
+
+def direction_note(metrics) -> str:
+    """"Lower is better for FID, KID; higher for precision, ..." for the metric names given, from the registry."""
+    from ganlib.registry import metric
+
+    entries = [metric(m) for m in metrics]
+    lower = [e.label for e in entries if e.lower_is_better]
+    higher = [e.label for e in entries if not e.lower_is_better]
+    parts = ([f"lower is better for {', '.join(lower)}"] if lower else []) + \
+        ([f"higher for {', '.join(higher)}"] if higher else [])
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
+
+
+def status_html(status) -> str:
+    color = STATUS_COLORS.get(str(status), "#555")
+    return f'<span class="ganlib-status" style="color:{color}">{esc(status)}</span>'
+
+
+def show(*parts) -> None:
+    """Display HTML fragments (strings built with the helpers above) in the notebook / page."""
+    from IPython.display import HTML, display
+
+    display(HTML("".join(parts)))
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def img(source, alt: str = "", width: Optional[int] = None, mime: str = "image/png") -> str:
+    """<img> with the picture embedded as a data: URI (a file path or bytes), so pages work offline.
+
+    `width` only ever shrinks a picture: sample grids are enlarged already, enlarging them again blurs them.
+    """
+    from PIL import Image
+
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+    if width:
+        width = min(int(width), Image.open(io.BytesIO(data)).width)
+    style = f' style="width:{int(width)}px"' if width else ""
+    return f'<img src="{data_uri(data, mime)}" alt="{esc(alt)}"{style}>'
+
+
+def figure(source, caption: str, width: Optional[int] = None, mime: str = "image/png") -> str:
+    return f"<figure>{img(source, caption, width, mime)}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def notebook_href(variation: str, seed) -> str:
+    """Where the preview (and the Quarto post-render step) puts a run's executed notebook, relative to a page."""
+    return f"notebooks/{urllib.parse.quote(str(variation), safe='')}/seed{int(seed)}.html"
+
+
+def traversal_html(frames_png: list, caption: str = "") -> str:
+    """A range slider switching between precomputed frames, with a few lines of inline JS (works offline)."""
+    uris = [data_uri(f) for f in frames_png]
+    uid = "lt-" + hashlib.sha1("".join(uris).encode()).hexdigest()[:10]
+    n = len(uris)
+    return f"""<div class="ganlib-traversal" id="{uid}" data-frames="0">
+<img src="{uris[0]}" alt="latent interpolation, step 1 of {n}" style="max-width:100%">
+<div><input type="range" min="0" max="{n - 1}" value="0" step="1" aria-label="interpolation step"
+ style="width:min(100%,420px);vertical-align:middle"> <span class="lt-label">t = 0.00</span></div>
+<div style="font-size:.85em;color:#555">{esc(caption)}</div>
+<script>(function () {{
+  var root = document.getElementById("{uid}"), frames = {json.dumps(uris)};
+  var image = root.querySelector("img"), slider = root.querySelector("input"), label = root.querySelector(".lt-label");
+  slider.addEventListener("input", function () {{
+    image.src = frames[slider.value];
+    image.alt = "latent interpolation, step " + (+slider.value + 1) + " of " + frames.length;
+    label.textContent = "t = " + (slider.value / (frames.length - 1)).toFixed(2);
+  }});
+  root.setAttribute("data-frames", frames.length);
+}})();</script></div>"""
+
+
+# ----------------------------------------------------------------------------------------------- study callouts
+def status_counts(runs: pd.DataFrame) -> str:
+    return ", ".join(f"{n} {s}" for s, n in runs["status"].fillna("missing").value_counts().items())
+
+
+def page_header(study: "StudyData") -> str:
+    """The style sheet, one line saying which study this page reports, and the runs that did not learn."""
+    return CSS + (f'<p class="ganlib-study" style="color:#444">Study <b>{esc(study.name)}</b> · '
+                  f"{len(study.variations)} configurations × {len(study.seeds)} seeds · {len(study.runs)} runs "
+                  f"({esc(status_counts(study.runs))}) · <code>{esc(study.dir)}</code></p>") + verdict_callout(study)
+
+
+def verdict_callout(study: "StudyData") -> str:
+    """A prominent warning listing the completed runs that did not learn ("" when there are none)."""
+    bad = study.did_not_learn
+    if bad.empty:
+        return ""
+    items = [f"{r.run_id}: {r.verdict_reasons}" for r in bad.head(12).itertuples()]
+    if len(bad) > 12:
+        items.append(f"… and {len(bad) - 12} more (see Runs)")
+    return callout(f"{len(bad)} of {len(study.completed)} completed runs did not learn", items, "danger",
+                   "Their samples are no better than an untrained generator's by the checks of ganlib.verdict. "
+                   "Rankings and 'best' picks leave them out; the statistical tests still include their metric "
+                   "values (failing to learn is part of what a configuration does), so read a verdict about "
+                   "configurations that mostly failed as a verdict about failures.")
+
+
+def extractor_callout(study: "StudyData") -> str:
+    """A prominent warning when the runs' metrics come from different feature extractors, or from extractors
+    of one name with different weights (fingerprints), e.g. networks trained on two machines ("" otherwise)."""
+    runs = study.runs.dropna(subset=["extractor"]) if "extractor" in study.runs else study.runs.iloc[:0]
+    fingerprint = runs["extractor_fingerprint"] if "extractor_fingerprint" in runs else None
+    scored_by = runs["extractor"] + ("" if fingerprint is None else " @ " + fingerprint.fillna("unrecorded"))
+    if scored_by.nunique() < 2:
+        return ""
+    items = [f"{ext}: {len(ids)} runs ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
+             for ext, ids in runs.groupby(scored_by)["run_id"].apply(list).items()]
+    return callout("Runs were scored by different feature networks", items, "danger",
+                   "Their metrics are not comparable, and neither are the tests built on them: share one feature "
+                   "cache (GANLIB_CACHE on a shared folder), re-evaluate every run with it "
+                   "(ganlib.metrics.evaluate_run) and gather the study again.")

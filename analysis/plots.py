@@ -1,0 +1,117 @@
+"""Matplotlib figures of a study: learning curves, box plots of metrics, forest plots of effect sizes."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ganlib.registry import lower_is_better
+
+if TYPE_CHECKING:
+    from analysis.study_data import StudyData
+
+CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+
+
+def _label(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles=None, ncols: int = 2):
+    """One panel per column: the mean over seeds per variation, shaded between the min and max seed."""
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in columns if c in data and data[c].notna().any()]
+    if not columns:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    nrows = -(-len(columns) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(5.2, 11 / ncols) * ncols, 3.2 * nrows), squeeze=False)
+    for ax, col in zip(axes.flat, columns):
+        for v in study.variations:
+            d = data[data["variation"] == v].dropna(subset=[col])
+            if d.empty:
+                continue
+            g = d.groupby(x)[col].agg(["mean", "min", "max", "count"])
+            ax.plot(g.index, g["mean"], color=study.colors[v], lw=1.6, label=_label(v),
+                    marker="o" if len(g) < 12 else None, ms=3)
+            if g["count"].max() > 1:
+                ax.fill_between(g.index, g["min"], g["max"], color=study.colors[v], alpha=0.15, lw=0)
+        ax.set(title=(titles or {}).get(col, col), xlabel=x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)))
+    fig.set_layout_engine("constrained")
+    return fig
+
+
+def box_strip(runs: pd.DataFrame, metrics, study: "StudyData", ncols: int = 3):
+    """Box plot per variation over its completed runs, every seed as a dot on top."""
+    import matplotlib.pyplot as plt
+
+    metrics = list(metrics)
+    names = [v for v in study.variations if (runs["variation"] == v).any()]
+    width = min(12.0, max(3.6, 0.6 * len(names) + 1.5))
+    ncols = max(1, min(ncols, int(12 // width), len(metrics)))
+    nrows = -(-len(metrics) // ncols)
+    slanted = len(names) > 3 or max(map(len, names)) > 10
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, (3.4 + slanted) * nrows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axes.flat, metrics):
+        data = [pd.to_numeric(runs.loc[runs["variation"] == v, m], errors="coerce").dropna().to_numpy()
+                for v in names]
+        pos = np.arange(len(data))
+        ax.boxplot([d if len(d) else [np.nan] for d in data], positions=pos, widths=0.55, showfliers=False,
+                   medianprops={"color": "black"}, patch_artist=True, boxprops={"facecolor": "#eef1f5"})
+        for i, (v, d) in enumerate(zip(names, data)):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=22, color=study.colors[v], zorder=3,
+                       edgecolor="white", lw=0.5)
+        ax.set_xticks(pos, [_label(v, 18) for v in names], rotation=25 if slanted else 0,
+                      ha="right" if slanted else "center", rotation_mode="anchor")
+        ax.set_title(f"{m} ({'lower' if lower_is_better(m) else 'higher'} is better)")
+        ax.grid(axis="x", visible=False)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    return fig
+
+
+def effect_plot(cmp: pd.DataFrame, study: "StudyData", name: str = "variation"):
+    """Forest plot of Cliff's delta with its 95 % interval per comparison (a `compare_to_baseline` table)."""
+    import matplotlib.pyplot as plt
+
+    d = cmp[cmp["cliffs_delta"].notna()].iloc[::-1]
+    if d.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(d) + 1.4))
+    y = np.arange(len(d))
+    better_low = bool(d["lower_is_better"].iloc[0])
+    ax.axvspan(-1 if better_low else 0, 0 if better_low else 1, color="#1a7f37", alpha=0.06, lw=0)
+    ax.axvline(0, color="#888", lw=1)
+    for i, r in zip(y, d.itertuples()):
+        color = study.colors.get(getattr(r, name), "#333")
+        ax.plot([r.cliffs_delta_ci_low, r.cliffs_delta_ci_high], [i, i], color=color, lw=2)
+        ax.plot(r.cliffs_delta, i, "o", color=color, ms=7, mfc=color if r.significant else "white", mew=2)
+    ax.set_yticks(y, [_label(str(v), 30) for v in d[name]])
+    ax.set_ylim(-0.7, len(d) - 0.3)
+    ax.set(xlim=(-1.05, 1.05), xlabel=f"Cliff's delta vs {study.baseline} (95% CI); shaded: better; filled: significant")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def set_style() -> None:
+    """One look for every figure of the report (PNG output in notebooks)."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.spines.top": False, "axes.spines.right": False, "font.size": 10,
+                         "legend.frameon": False, "figure.autolayout": True})
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    except Exception:  # not in a kernel
+        pass
