@@ -22,6 +22,8 @@ import itertools
 import math
 import re
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -36,6 +38,9 @@ EXACT_MAX_N = 20
 # With ties scipy's exact distribution is invalid; instead we enumerate every
 # relabelling of the pooled data (exact permutation test) up to this many.
 PERMUTATION_ENUM_MAX = 200_000
+# Up to this many values per group Cliff's delta's score interval gets a continuity correction: without it the
+# interval covers only ~90% at 3 vs 3 (benchmarks/check_interval_coverage.py measures it).
+CONTINUITY_MAX_N = 5
 # Below this group size the normal approximation is never used; if enumeration
 # is too big we fall back to a seeded Monte Carlo permutation test instead.
 ASYMPTOTIC_MIN_N = 10
@@ -107,25 +112,33 @@ def mann_whitney(a, b, alternative: str = "two-sided", seed: int = DEFAULT_SEED)
     return out
 
 
-def _auc_newcombe_ci(theta: float, n1: int, n2: int, confidence: float) -> tuple[float, float]:
+def _auc_newcombe_ci(theta: float, n1: int, n2: int, confidence: float,
+                     continuity: Optional[bool] = None) -> tuple[float, float]:
     """Newcombe (2006) 'method 5' score interval for theta = P(A>B) + P(A=B)/2.
 
-    Wilson-style: solves (theta_hat - t)^2 = z^2 V(t) with the Hanley-McNeil
+    Wilson-style: solves (|theta_hat - t| - c)^2 = z^2 V(t) with the Hanley-McNeil
     variance evaluated at t.  Unlike bootstrap or Wald intervals it does not
     collapse to a point under perfect separation (ubiquitous with 3-5 seeds).
+    With few seeds theta_hat takes only n1*n2 + 1 values and the plain interval
+    undercovers (90% at 3 vs 3), so up to CONTINUITY_MAX_N per group a continuity
+    correction c = 1 / (2 n1 n2) widens it (coverage measured by
+    benchmarks/check_interval_coverage.py: at least nominal at every n it tries).
     """
     z = stats.norm.ppf(0.5 + confidence / 2)
     n_star = (n1 + n2) / 2 - 1
+    if continuity is None:
+        continuity = min(n1, n2) <= CONTINUITY_MAX_N
+    c = 1 / (2 * n1 * n2) if continuity else 0.0
 
     def f(t):
         var = t * (1 - t) / (n1 * n2) * (1 + n_star * ((1 - t) / (2 - t) + t / (1 + t)))
-        return (theta - t) ** 2 - z * z * var
+        return max(abs(theta - t) - c, 0.0) ** 2 - z * z * var
 
-    # f <= 0 at theta_hat and f >= 0 at 0 and 1; start the brackets just off
-    # theta_hat because f(0) = 0 trivially when theta_hat = 0 (and likewise 1).
+    # f <= 0 within c of theta_hat and f >= 0 at 0 and 1; the brackets start c off theta_hat (and just off it
+    # without correction, because f(0) = 0 trivially when theta_hat = 0, and likewise at 1).
     eps = 1e-12
-    lo = 0.0 if theta <= eps or f(0.0) <= 0 else brentq(f, 0.0, theta - eps)
-    hi = 1.0 if theta >= 1 - eps or f(1.0) <= 0 else brentq(f, theta + eps, 1.0)
+    lo = 0.0 if theta - c <= eps or f(0.0) <= 0 else brentq(f, 0.0, theta - max(c, eps))
+    hi = 1.0 if theta + c >= 1 - eps or f(1.0) <= 0 else brentq(f, theta + max(c, eps), 1.0)
     return lo, hi
 
 
@@ -220,6 +233,69 @@ def bootstrap_median_ci(values, confidence: float = 0.95, n_resamples: int = 999
         out.update(ci_low=float(res.confidence_interval.low),
                    ci_high=float(res.confidence_interval.high))
     return out
+
+
+def interquartile_mean(values) -> float:
+    """Mean of the middle 50% of the values (rliable's IQM, Agarwal et al. 2021): robust to one failed seed
+    like the median, but uses half the runs instead of one or two."""
+    x = _clean(values)
+    return float(stats.trim_mean(x, 0.25)) if len(x) else np.nan
+
+
+def bootstrap_iqm_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: int = DEFAULT_SEED) -> dict:
+    """IQM with a seeded percentile bootstrap CI over runs (rliable's per-task stratified bootstrap; a study's
+    configurations are resampled separately)."""
+    x = _clean(values)
+    out = dict(iqm=interquartile_mean(x), ci_low=np.nan, ci_high=np.nan, n=len(x))
+    if len(x) >= 2:
+        rng = np.random.default_rng(seed)
+        boot = stats.trim_mean(x[rng.integers(0, len(x), (n_resamples, len(x)))], 0.25, axis=1)
+        tail = (1 - confidence) / 2 * 100
+        out.update(ci_low=float(np.percentile(boot, tail)), ci_high=float(np.percentile(boot, 100 - tail)))
+    return out
+
+
+def probability_of_improvement(a, b, lower_is_better: bool = True, confidence: float = 0.95,
+                               n_resamples: int = 2000, seed: int = DEFAULT_SEED) -> dict:
+    """P(a run of `a` is better than a run of `b`) + P(tie)/2 (rliable's probability of improvement, the
+    Mann-Whitney AUC), with a stratified percentile bootstrap CI (a and b resampled separately)."""
+    a, b = _clean(a), _clean(b)
+    out = dict(poi=np.nan, ci_low=np.nan, ci_high=np.nan)
+    if len(a) == 0 or len(b) == 0:
+        return out
+    sign = -1.0 if lower_is_better else 1.0
+
+    def poi(x, y):  # x: (..., n1), y: (..., n2)
+        d = np.sign(sign * (x[..., :, None] - y[..., None, :]))
+        return (d.mean(axis=(-2, -1)) + 1) / 2
+
+    out["poi"] = float(poi(a, b))
+    if len(a) >= 2 and len(b) >= 2:
+        rng = np.random.default_rng(seed)
+        boot = poi(a[rng.integers(0, len(a), (n_resamples, len(a)))], b[rng.integers(0, len(b), (n_resamples, len(b)))])
+        tail = (1 - confidence) / 2 * 100
+        out.update(ci_low=float(np.percentile(boot, tail)), ci_high=float(np.percentile(boot, 100 - tail)))
+    return out
+
+
+def aggregate_table(runs: pd.DataFrame, metric: str, baseline, group: str = "variation",
+                    lower_is_better: bool = True, confidence: float = 0.95, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """Per group (completed runs with a finite metric): n, median, IQM with its CI, and the probability that a
+    run of the group beats a run of the baseline, with its CI (rliable's aggregates)."""
+    _require_columns(runs, [group, metric])
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    values = {g: _clean(pd.to_numeric(d[metric], errors="coerce")) for g, d in done.groupby(group, sort=False)}
+    ref = values.get(baseline, np.array([]))
+    rows = []
+    for g, x in values.items():
+        agg = bootstrap_iqm_ci(x, confidence, seed=seed)
+        row = {group: g, "n": len(x), "median": float(np.median(x)) if len(x) else np.nan, "iqm": agg["iqm"],
+               "iqm_ci_low": agg["ci_low"], "iqm_ci_high": agg["ci_high"]}
+        if g != baseline:
+            p = probability_of_improvement(x, ref, lower_is_better, confidence, seed=seed)
+            row.update(poi=p["poi"], poi_ci_low=p["ci_low"], poi_ci_high=p["ci_high"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------

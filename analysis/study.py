@@ -17,10 +17,11 @@ from typing import Any, Optional
 
 import yaml
 
+from analysis.design import DesignError, SearchDesign, parse_search
 from ganlib.config import Config, ConfigError
 from ganlib.registry import METRICS, UnknownMetricError, metric as metric_entry
 
-STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "seeds", "resources",
+STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "search", "seeds", "resources",
               "metrics", "primary_metric", "factors")
 RESOURCE_KEYS = ("workers", "threads_per_run")
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
@@ -138,6 +139,13 @@ class Study:
     metrics: Optional[list] = None
     primary_metric: str = "final_fid"
     factors: list = field(default_factory=list)
+    search: Optional[SearchDesign] = None  # a sampled design: its trials are variations named trial000, ...
+
+    @property
+    def trials(self) -> list:
+        """The variations drawn by the search design, in its order (empty without one)."""
+        names = {name for name, _ in self.search.trials_overrides()} if self.search else set()
+        return [v for v in self.variations if v.name in names]
 
     def variation(self, name: str) -> Variation:
         for v in self.variations:
@@ -156,7 +164,9 @@ class Study:
         return {
             "name": self.name, "description": self.description, "question": self.question,
             "baseline": {k: v for k, v in self.baseline.to_dict().items() if k != "seed"},
-            "variations": [{"name": v.name, **v.overrides} for v in self.variations[1:]],
+            "variations": [{"name": v.name, **v.overrides} for v in self.variations[1:]
+                           if v.name not in {t.name for t in self.trials}],
+            **({"search": self.search.to_dict()} if self.search else {}),
             "seeds": list(self.seeds), "resources": dict(self.resources), "metrics": self.metrics,
             "primary_metric": self.primary_metric, "factors": list(self.factors),
         }
@@ -300,6 +310,13 @@ def study_from_dict(data) -> Study:
         entries.append((item.get("name") or variation_name(overrides), overrides, True))
     if data.get("grid"):
         entries += [(n, o, False) for n, o in _grid_variations(data["grid"])]
+    search = None
+    if data.get("search") is not None:
+        try:
+            search = parse_search(data["search"], CONFIG_FIELDS)
+        except DesignError as e:
+            raise StudyError(str(e)) from None
+        entries += [(n, o, "trial") for n, o in search.trials_overrides()]
 
     if (len(entries) + 1) * len(seeds) > MAX_RUNS:
         raise StudyError(f"{len(entries) + 1:,} variations x {len(seeds):,} seeds = "
@@ -313,6 +330,10 @@ def study_from_dict(data) -> Study:
             raise StudyError(f"Duplicate variation name {vname!r}.")
         key = config.hash  # shared fields are not hashed: {lr: x} and {g_lr: x, d_lr: x} collide
         if key in seen:
+            if explicit_entry == "trial":
+                raise StudyError(f"search: {vname} draws the same configuration as {seen[key]!r} ({overrides}); "
+                                 "the space has too few distinct points for this many trials: widen a range, use "
+                                 "ranges instead of choices, or draw fewer trials.")
             if not explicit_entry and seen[key] == "baseline":
                 continue  # a grid point equal to the baseline is the baseline, trained once
             raise StudyError(f"Duplicate variation: {vname!r} trains the same configuration as {seen[key]!r}.")
@@ -346,7 +367,7 @@ def study_from_dict(data) -> Study:
     return Study(name=name, description=(data.get("description") or "").strip(),
                  question=(data.get("question") or "").strip(), baseline=baseline, variations=variations, seeds=seeds,
                  resources=_resources(data.get("resources")), metrics=metrics, primary_metric=primary,
-                 factors=factors)
+                 factors=factors, search=search)
 
 
 def default_workers(threads_per_run: int) -> int:

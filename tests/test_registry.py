@@ -135,3 +135,15 @@ def test_extending_docs_name_every_kind_and_file():
     for needle in ("ganlib/registry.py", "ganlib/losses.py", "ganlib/metrics/", "ganlib/data.py", "ganlib/models.py",
                    "ganlib/recipes.py", "python -m ganlib.registry"):
         assert needle in text, needle
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({}, "ccd70d537d"), ({"recipe": "sngan"}, "25d37b9b92"), ({"recipe": "wgan_gp"}, "deb3bfb958"),
+    ({"recipe": "tutorial"}, "2e838481b2"),
+    ({"dataset": "digits", "model": "mlp", "loss": "lsgan", "real_label": [0.8, 1.0]}, "9ead1e4413"),
+    ({"dataset": "fashion_mnist", "lr": 1e-4, "d_steps": [[0, 2], [5, 1]]}, "f7b7be991c"),
+])
+def test_config_hashes_do_not_change(values, expected):
+    """Run directories and studies find their runs by Config.hash: a refactor must leave every hash as it was
+    (these values were computed before the registry existed, at commit 313ad0e)."""
+    assert Config(**values).hash == expected
