@@ -115,3 +115,25 @@ def set_style() -> None:
         set_matplotlib_formats("png")
     except Exception:  # not in a kernel
         pass
+
+
+def budget_figure(curves: pd.DataFrame, metric: str, lower_is_better: bool):
+    """Expected best `metric` against the number of trials, one line (with its bootstrap band) per group of an
+    `analysis.budget.budget_curves` table (the figure of Lucic et al. 2018)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    cmap = matplotlib.colormaps["tab10"]
+    for i, (group, d) in enumerate(curves.groupby("group", sort=False)):
+        color = "#333333" if group == "all trials" else cmap(i % 10)
+        ax.plot(d["k"], d["expected"], color=color, lw=1.8, marker="o" if len(d) < 15 else None, ms=3,
+                label=f"{_label(str(group))} ({int(d['trials'].iloc[0])} trials)")
+        ax.fill_between(d["k"], d["ci_low"], d["ci_high"], color=color, alpha=0.15, lw=0)
+    ax.set(xlabel="trials (budget)", ylabel=f"expected best {metric}",
+           title=f"Expected best {metric} within a budget ({'lower' if lower_is_better else 'higher'} is better)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    return fig

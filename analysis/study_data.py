@@ -61,7 +61,25 @@ class StudyData:
         for v in self.info.get("variations") or []:
             if isinstance(v, dict) and v.get("name") is not None:
                 out[str(v["name"])] = {k: x for k, x in v.items() if k != "name"}
+        if self.search:  # the trials of a sampled design, with the values drawn for them
+            out.update(self.search.trials_overrides())
         return out
+
+    @cached_property
+    def search(self):
+        """The study's sampled design (`analysis.design.SearchDesign`), or None for grids and lists."""
+        from analysis.design import DesignError, parse_search
+        from analysis.study import CONFIG_FIELDS
+
+        try:
+            return parse_search(self.info["search"], CONFIG_FIELDS) if self.info.get("search") else None
+        except DesignError:
+            return None
+
+    @property
+    def trials(self) -> list:
+        """Names of the variations drawn by the sampled design, in its order (empty without one)."""
+        return [name for name, _ in self.search.trials_overrides()] if self.search else []
 
     @cached_property
     def variations(self) -> list:

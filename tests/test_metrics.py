@@ -209,6 +209,7 @@ print("FINGERPRINT", M.DomainClassifier("digits", cache=sys.argv[2]).fingerprint
 """
 
 
+@pytest.mark.slow  # trains the digits classifier twice in child processes (~50 s)
 def test_the_feature_network_does_not_depend_on_the_callers_threads(tmp_path, digits_classifier):
     """Trained with 1 and with 2 TensorFlow threads in the calling process: the same weights (bit for bit),
     because training runs in a child process with a fixed thread count."""

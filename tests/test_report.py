@@ -146,7 +146,7 @@ def test_missing_study_fails_with_instructions(tmp_path):
 # ----------------------------------------------------------------------------------------------- executed pages
 def test_pages_execute_without_errors(preview):
     assert set(preview["pages"]) == {"index.html", "dynamics.html", "metrics.html", "statistics.html",
-                                     "gallery.html", "diagnostics.html", "runs.html"}
+                                     "budget.html", "gallery.html", "diagnostics.html", "runs.html"}
     assert {p: e for p, e in preview["pages"].items() if e} == {}
 
 
@@ -278,7 +278,8 @@ def test_pages_render_in_chromium(preview, tmp_path):
         assert "Traceback" not in dom and not re.search(r'<[^>]+data-mime-type="application/vnd.jupyter.stderr', dom), page
         images = re.findall(r"<img\b[^>]*>", dom)
         assert all('src="data:' in i for i in images), page  # embedded: nothing to fetch
-        assert images or page.name == "runs.html" or page.parent.parent.name == "notebooks", page
+        # pages without pictures: the run list, run notebooks, the Budget page of a study without a sampled design
+        assert images or page.name in ("runs.html", "budget.html") or page.parent.parent.name == "notebooks", page
         if page.name == "gallery.html":
             assert 'data-frames="16"' in dom  # the slider's inline script ran, offline
     hostile = preview["out"] / "notebooks" / "baseline" / "seed0.html"
@@ -328,3 +329,41 @@ def test_the_training_gif_of_a_colour_run_is_in_colour(tmp_path):
     frames = iio.imread(figures.training_gif(run.path), index=None, extension=".gif")
     assert frames.ndim == 4 and frames.shape[-1] >= 3
     assert np.abs(frames[..., 0].astype(int) - frames[..., 1].astype(int)).max() > 10  # not grey
+
+
+def test_budget_page_of_a_sampled_design(tmp_path):
+    """A sampled study (4 Sobol trials over lr and loss, trained directly): the Budget page draws the curves,
+    compares the two losses and lists every trial with its drawn values; the grid study's page says it has none."""
+    import nbformat
+
+    from analysis import report
+    from analysis.gather import gather
+    from analysis.study import study_from_dict
+    from analysis.studydir import StudyDirectory
+    from ganlib.run import train
+
+    metrics = dict(metric_samples=64, metric_interval=0)
+    baseline = {k: v for k, v in tiny(epochs=1, **metrics).to_dict().items() if k != "seed"}
+    definition = dict(name="sampled", baseline=baseline, seeds=[0], primary_metric="final_fid",
+                      search=dict(design="sobol", trials=4, space={"lr": {"loguniform": [1e-4, 1e-3]},
+                                                                    "loss": {"choice": ["bce", "hinge"]}}))
+    study = study_from_dict(definition)
+    directory = StudyDirectory(tmp_path / "sampled")
+    for run in study.runs():
+        train(run.config, directory.run_dir(run.variation, run.seed), verbose=0)
+    directory.write_definition(study)
+    gather(directory.path)
+    result = report.build(directory.path, tmp_path / "preview", pages=["budget"], log=lambda *a: None)
+    assert result["pages"] == {"budget.html": []}
+    out = html_outputs(nbformat.read(tmp_path / "preview" / "_executed" / "budget.ipynb", as_version=4))
+    head, rows = table_by_id(out, "trials")
+    assert [r[0] for r in rows] == [t.name for t in study.trials] and "drawn values" in head
+    assert all("lr=" in r[1] and "loss=" in r[1] for r in rows)
+    head, rows = table_by_id(out, "budget-compare")
+    assert head[0] == "k" and len(rows) == 2  # 2 trials of each loss
+    assert count_png(nbformat.read(tmp_path / "preview" / "_executed" / "budget.ipynb", as_version=4)) >= 1
+
+
+def test_budget_page_of_a_grid_study_says_it_has_no_sampled_design(preview):
+    out = html_outputs(executed(preview, "budget"))
+    assert "This study has no sampled design" in out

@@ -178,12 +178,12 @@ def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Eval
 def evaluate_run(run_dir, n: Optional[int] = None) -> dict:
     """Evaluate a finished run's final generator (its EMA copy when it has one) into metrics/final_eval.json."""
     from ..rundir import RunDirectory
+    from ..sampling import load_generator
 
     run = RunDirectory(run_dir)
-    config, summary = run.read_config(), run.read_summary()
-    name = run.final_generator_name
-    generator = run.load_model(name)
-    num_classes = len(summary.get("dataset", {}).get("classes", [])) or None
+    config, name = run.read_config(), run.final_generator_name
+    generator, class_names = load_generator(run_dir, name)
+    num_classes = len(class_names or []) or None
     if num_classes is None:
         from ..data import load_for_config
 
