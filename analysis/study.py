@@ -346,9 +346,9 @@ def study_from_dict(data) -> Study:
     primary = data.get("primary_metric", "final_fid")
     if not isinstance(primary, str) or not primary:
         raise StudyError(f"primary_metric: expected a column name such as 'final_fid', got {primary!r}.")
-    for name in metrics or []:
-        if name not in METRICS or not METRICS[name].is_result:
-            raise StudyError(f"metrics: {name!r} is not a metric; use some of "
+    for metric_name in metrics or []:
+        if metric_name not in METRICS or not METRICS[metric_name].is_result:
+            raise StudyError(f"metrics: {metric_name!r} is not a metric; use some of "
                              f"{', '.join(n for n, m in METRICS.items() if m.is_result and m.compute)}.")
     try:  # the registry gives the direction a ranking needs: an unregistered column cannot be ranked
         registered = metric_entry(primary)

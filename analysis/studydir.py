@@ -1,14 +1,8 @@
 """The study directory: the one owner of the layout a study runner writes and gather and the report read.
 
-What `ganlib.rundir.RunDirectory` is for one run, `StudyDirectory` is for a study. Every path inside a study
-folder is built here; the layout is documented once, in docs/studies.md ("The study directory"):
-
-    <out>/<study name>/
-      study.yaml            the resolved study (grid expanded, every baseline field), written before training
-      study_summary.json    what the last `python -m analysis.sweep` did: counts, failures, wall time
-      runs/<variation>/seed<k>/   one run directory each (docs/run-directory.md)
-      logs/<variation>/seed<k>.log   the runner's log of each run (papermill's output)
-      tables/{runs,epochs,stability,rolling}.parquet   the gathered tables (python -m analysis.gather)
+What `ganlib.rundir.RunDirectory` is for one run, `StudyDirectory` is for a study: every path inside a study
+folder (study.yaml, study_summary.json, runs/, logs/, tables/) is built here. The layout is documented once, in
+docs/studies.md ("Outputs: the study directory").
 """
 from __future__ import annotations
 

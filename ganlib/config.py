@@ -370,10 +370,12 @@ class Config:
         if self.subset is not None and n_train is not None and self.subset > n_train:
             raise ConfigError("subset", self.subset, f"at most {n_train} (the size of {self.dataset})")
         available = self.subset or n_train
-        if available is not None and self.effective_batch > available:
+        # One D batch must fit the data; the d_steps batches of a step may reuse images when the data are few
+        # (each epoch's permutation is repeated), so d_steps does not depend on the dataset's size.
+        if available is not None and self.batch_size > available:
             raise ConfigError(
                 "batch_size", self.batch_size,
-                f"batch_size * (max) d_steps <= {available} images available in {self.dataset}"
+                f"at most {available}, the images available in {self.dataset}"
                 + (f" (subset={self.subset})" if self.subset else ""))
         loss = registry.LOSSES[self.loss]
         if loss.lipschitz == "gradient_penalty" and self.d_norm == "batch":
@@ -407,6 +409,6 @@ class Config:
     def check_dataset_size(self, n_images: int) -> None:
         """Called once the real number of images is known (folder datasets)."""
         available = min(n_images, self.subset or n_images)
-        if self.effective_batch > available:
+        if self.batch_size > available:
             raise ConfigError("batch_size", self.batch_size,
-                              f"batch_size * (max) d_steps <= {available} images found for dataset {self.dataset!r}")
+                              f"at most {available}, the images found for dataset {self.dataset!r}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .plotting import grid_image
 from .rundir import atomic_path, atomic_write
-from .sampling import generate_at, is_conditional, latent_dim_of, num_classes_of  # noqa: F401  (part of this API)
+from .sampling import generate_at, is_conditional, latent_dim_of, num_classes_of, warn_if_labels_ignored  # noqa: F401
 
 
 # ---------------------------------------------------------------------------------------------- interpolation
@@ -120,6 +120,7 @@ def render_text(generator, class_names: Sequence[str], text: str, variation: flo
     if not is_conditional(generator):
         raise ValueError("render_text needs a conditional generator (one that takes [z, label])")
     labels = text_labels(class_names, text)
+    warn_if_labels_ignored(generator, "render_text: this generator", num_classes=len(class_names))
     drawn = labels >= 0
     images = np.full((labels.size,) + tuple(generator.outputs[-1].shape[1:]), blank, np.float32)
     if drawn.any():

@@ -199,7 +199,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     if config.conditional and data.num_classes < 2:
         raise ConfigError("conditional", True, "False for a dataset with a single class "
                           f"({data.name} at {data.source} has one)")
-    steps_per_epoch = config.steps_per_epoch or len(data) // config.effective_batch
+    steps_per_epoch = config.steps_per_epoch or max(1, len(data) // config.effective_batch)
 
     import keras
 

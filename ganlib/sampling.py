@@ -78,3 +78,35 @@ def load_generator(run_dir, model: Optional[str] = None) -> Tuple[object, Option
     run = RunDirectory(run_dir)
     generator = run.load_model(model or run.final_generator_name)
     return generator, run.read_summary().get("dataset", {}).get("classes")
+
+
+# A conditional generator whose images change less than this between labels, relative to how much they change
+# between latent points, has learned to ignore its labels (render_text then writes one glyph for every letter).
+LABEL_BLIND_RATIO = 0.05
+
+
+def label_sensitivity(generator, n: int = 8, seed: int = 0, num_classes: Optional[int] = None) -> float:
+    """How much a conditional generator's images depend on the label: the mean pixel spread across labels at a
+    fixed latent point, divided by the spread across latent points at a fixed label. Near 0: the labels are
+    ignored. NaN for unconditional generators."""
+    classes = num_classes or num_classes_of(generator)
+    if not is_conditional(generator) or not classes or classes < 2:
+        return float("nan")
+    z = np.random.default_rng(seed).standard_normal((n, latent_dim_of(generator))).astype(np.float32)
+    k = min(int(classes), 10)
+    images = generate(generator, np.repeat(z, k, axis=0), np.tile(np.arange(k), n)).reshape((n, k, -1))
+    across_labels = images.std(axis=1).mean()
+    across_latents = images.std(axis=0).mean()
+    return float(across_labels / max(float(across_latents), 1e-8))
+
+
+def warn_if_labels_ignored(generator, what: str = "this generator", **kwargs) -> float:
+    """`label_sensitivity`, with a UserWarning when it is below LABEL_BLIND_RATIO."""
+    import warnings
+
+    ratio = label_sensitivity(generator, **kwargs)
+    if ratio == ratio and ratio < LABEL_BLIND_RATIO:
+        warnings.warn(f"{what} ignores its labels: its images change {ratio:.1%} as much between classes as between "
+                      "latent points, so every class looks alike (a run that did not learn the conditioning; "
+                      "check its label accuracy).", UserWarning, stacklevel=3)
+    return ratio

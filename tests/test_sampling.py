@@ -45,3 +45,23 @@ def test_generate_in_batches_equals_one_batch_and_generate_at_takes_one_point():
                                atol=1e-6)
     np.testing.assert_allclose(generate_at(conditional, z[2], 2)[0], generate(conditional, z, labels)[2], atol=1e-6)
     assert generate(conditional, z[:0], labels[:0]).shape == (0, 8, 8, 1)
+
+
+def test_a_generator_that_ignores_its_labels_is_named():
+    """render_text from a generator whose label input has no effect warns (issue: HELLO WORLD from 10 identical
+    glyphs without a word); an untrained but label-sensitive generator does not."""
+    import pytest
+
+    from ganlib.latent import render_text
+    from ganlib.sampling import label_sensitivity
+
+    conditional, _ = _generators()
+    embedding = next(layer for layer in conditional.layers if hasattr(layer, "input_dim"))
+    rng = np.random.default_rng(0)  # labels that matter, as after training (trained runs measured 1.1-1.4)
+    embedding.set_weights([rng.normal(0, 30, w.shape).astype("float32") for w in embedding.get_weights()])
+    assert label_sensitivity(conditional) > 0.05
+    embedding.set_weights([np.zeros_like(w) for w in embedding.get_weights()])  # every label the same vector
+    assert label_sensitivity(conditional) < 1e-3
+    with pytest.warns(UserWarning, match="ignores its labels"):
+        render_text(conditional, [str(i) for i in range(10)], "42")
+    assert np.isnan(label_sensitivity(_generators()[1]))

@@ -128,3 +128,30 @@ def test_shipped_studies_are_valid():
     assert emnist.variation("d_filters=128,g_filters=32").config.g_filters == 32
     assert emnist.variation("leaky_slope=0").config.d_leaky_slope == 0.0
     assert isinstance(quick, Study)
+
+
+def test_every_study_key_is_documented():
+    """docs/studies.md's key table names every key a study file may have (and no key the loader refuses)."""
+    import re
+    from pathlib import Path
+
+    from analysis.study import STUDY_KEYS
+
+    text = (Path(__file__).parent.parent / "docs" / "studies.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    documented = {k for line in table for k in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert documented == set(STUDY_KEYS)
+
+
+def test_metrics_are_checked_against_the_registry_and_leave_the_study_as_written():
+    from analysis.study import StudyError, study_from_dict
+
+    s = study_from_dict(dict(name="named", baseline=BASE, seeds=1, metrics=["fid", "label_accuracy"],
+                             primary_metric="final_label_accuracy"))
+    assert s.name == "named" and s.metrics == ["fid", "label_accuracy"]  # (a loop variable once renamed it)
+    with pytest.raises(StudyError, match="'sharpness' is not a metric"):
+        study_from_dict(dict(name="s", baseline=BASE, seeds=1, metrics=["fid", "sharpness"]))
+    with pytest.raises(StudyError, match="primary_metric: 'final_sharpness' is not a registered metric"):
+        study_from_dict(dict(name="s", baseline=BASE, seeds=1, primary_metric="final_sharpness"))
+    with pytest.raises(StudyError, match="describes the evaluation"):
+        study_from_dict(dict(name="s", baseline=BASE, seeds=1, primary_metric="final_n_samples"))

@@ -139,3 +139,15 @@ def test_every_config_field_is_documented():
         table = f.read()
     missing = [f.name for f in fields(Config) if f"`{f.name}`" not in table]
     assert not missing
+
+
+def test_d_steps_does_not_depend_on_the_dataset_size(tmp_path):
+    """36 images, batch 8, 5 D steps per G step (40 images a step): trains, the step's D batches reusing images."""
+    from ganlib.run import train
+    from tiny import tiny
+
+    config = tiny(subset=36, batch_size=8, d_steps=5, steps_per_epoch=None, epochs=1)
+    summary = train(config, tmp_path / "run", verbose=0)
+    assert summary["status"] == "completed" and summary["steps_per_epoch"] == 1
+    with pytest.raises(ConfigError, match="batch_size=64.*at most 36"):
+        tiny(subset=36, batch_size=64)
