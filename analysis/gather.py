@@ -97,6 +97,7 @@ def read_run(info: dict):
     row["verdict"] = summary.get("verdict")  # ganlib.verdict: learned, did_not_learn, unverified (None: older runs)
     row["verdict_reasons"] = "; ".join(summary.get("verdict_reasons") or []) or None
     row["precision_used"] = summary.get("precision")
+    row["device"] = (summary.get("device") or {}).get("kind")  # GPU or CPU (None: trained before it was recorded)
     untrained = summary.get("untrained_metrics") or {}
     row.update({f"untrained_{k}": float(v) for k, v in untrained.items() if k in ("fid", "label_accuracy")
                 and _number(v)})

@@ -25,11 +25,50 @@ def named_runs(runs) -> Dict[str, RunDirectory]:
     """{name: RunDirectory} from a path, a list of paths or a {name: path} mapping (names: folder names,
     with the parent folder added where two runs share a name)."""
     if isinstance(runs, Mapping):
-        return {str(k): RunDirectory(v) for k, v in runs.items()}
-    paths = [RunDirectory(runs)] if isinstance(runs, (str, Path, RunDirectory)) else [RunDirectory(r) for r in runs]
-    names = [r.path.name for r in paths]
-    names = [f"{r.path.parent.name}/{n}" if names.count(n) > 1 else n for r, n in zip(paths, names)]
+        return {str(k): _run_or_log(v) for k, v in runs.items()}
+    paths = [_run_or_log(runs)] if isinstance(runs, (str, Path, RunDirectory)) else [_run_or_log(r) for r in runs]
+    names = [_name_of(r) for r in paths]
+    names = [f"{_parent_name(r)}/{n}" if names.count(n) > 1 else n for r, n in zip(paths, names)]
     return dict(zip(names, paths))
+
+
+def _run_or_log(item):
+    """A RunDirectory, or the Path of a CSV log (a run's metrics/batches.csv or epochs.csv, or a copy of one)."""
+    if isinstance(item, RunDirectory):
+        return item
+    path = Path(item)
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+        return path
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} is neither a run directory nor a CSV log (metrics/batches.csv, "
+                                 "metrics/epochs.csv)")
+    return RunDirectory(path)
+
+
+def _name_of(run) -> str:
+    # A run's log file is named after its run directory (metrics/ is the log folder inside it).
+    if isinstance(run, RunDirectory):
+        return run.path.name
+    return run.parent.parent.name if run.parent.name == "metrics" else run.stem
+
+
+def _parent_name(run) -> str:
+    return run.path.parent.name if isinstance(run, RunDirectory) else run.parent.name
+
+
+def _read_log(run, per: str) -> pd.DataFrame:
+    if isinstance(run, RunDirectory):
+        return run.read_batches() if per == "batch" else run.read_epochs()
+    frame = pd.read_csv(run)
+    x = "step" if per == "batch" else "epoch"
+    if x not in frame:  # a batches log asked for epochs, or the other way round
+        other = "epoch" if x == "step" else "step"
+        if other in frame and per == "epoch":
+            return frame.groupby("epoch", as_index=False).mean(numeric_only=True)
+        raise ValueError(f"{run} has no {x!r} column: give per={'epoch' if x == 'step' else 'batch'!r} for it")
+    return frame
 
 
 def run_curves(run_dir, per: str = "batch", window: int = 1) -> pd.DataFrame:
@@ -38,8 +77,7 @@ def run_curves(run_dir, per: str = "batch", window: int = 1) -> pd.DataFrame:
     (shorter at the start) and, per epoch, the `eval_*` columns as logged."""
     if per not in ("batch", "epoch"):
         raise ValueError(f"per must be 'batch' or 'epoch' (got {per!r})")
-    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
-    frame = (run.read_batches() if per == "batch" else run.read_epochs()).copy()
+    frame = _read_log(_run_or_log(run_dir), per).copy()
     frame = frame.sort_values("step" if per == "batch" else "epoch").reset_index(drop=True)
     if "d_loss" in frame and "g_loss" in frame:
         frame["loss_diff"] = frame["d_loss"] - frame["g_loss"]

@@ -19,3 +19,30 @@ def native_bfloat16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe() -> dict:
+    """The device a run trains on, for its summary.json: {"kind": "GPU" or "CPU", "name", "count", "tensorflow",
+    "cpu_threads"}. TensorFlow puts the models on the first GPU when it sees one (a CUDA build of TensorFlow,
+    see docs/configuration.md "GPU"); otherwise on the CPU."""
+    import os
+
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    name = _cpu_model() or platform.processor() or platform.machine()
+    if gpus:
+        try:
+            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
+        except (ValueError, RuntimeError):
+            name = gpus[0].name
+    return {"kind": "GPU" if gpus else "CPU", "name": name, "count": len(gpus) or 1, "tensorflow": tf.__version__,
+            "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""

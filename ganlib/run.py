@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .config import Config, ConfigError
+from .device import describe as describe_device
 from .rundir import RunDirectory, RunDirectoryError, atomic_path, load_arrays, load_keras_model, now
 
 
@@ -254,7 +255,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
                  "skipped_files": len(data.skipped), "skipped": data.skipped[:100],
                  "resized_files": data.resized},
         parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
-        precision=config.resolved_precision)
+        precision=config.resolved_precision, device=describe_device())
 
     started = time.perf_counter()
     if initial_epoch < config.epochs:

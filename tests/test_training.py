@@ -138,3 +138,13 @@ def test_non_finite_loss_marks_run_diverged_and_keeps_logs(tmp_path):
     assert not run.model_file("generator").exists()
     # re-running a diverged run does not retrain it
     assert train(tiny(epochs=4), tmp_path / "div", verbose=0)["status"] == "diverged"
+
+
+def test_the_summary_records_the_device(tmp_path):
+    from ganlib.run import train
+    from tiny import tiny
+
+    summary = train(tiny(epochs=1), tmp_path / "run", verbose=0)
+    device = summary["device"]
+    assert device["kind"] in ("CPU", "GPU") and device["count"] >= 1 and device["tensorflow"]
+    assert device["cpu_threads"] >= 1 and device["name"]
