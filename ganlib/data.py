@@ -12,6 +12,7 @@ import functools
 
 import gzip
 import os
+import pickle
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,51 @@ def _mnist(split, data_dir):
     except DatasetNotFoundError:
         raise DatasetNotFoundError("mnist", npz_candidates + [Path(data_dir or KERAS_CACHE / "mnist")], how) from None
     return x, y, list(string.digits), src
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: the CIFAR python batches need nothing else, and a
+    file that asks for any other class is refused instead of run."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise CorruptDatasetError(f"refusing to unpickle {module}.{name} from a CIFAR batch file (only arrays "
+                                  "and plain containers are expected)")
+
+
+def _cifar10(split, data_dir):
+    """CIFAR-10 from the Keras cache (cifar-10-batches-py, read without running pickled code) or the binary
+    version (cifar-10-batches-bin), in data_dir or ~/.keras/datasets/."""
+    how = ("download cifar-10-python.tar.gz or cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+           "and unpack it into ~/.keras/datasets/ (or data_dir), or run keras.datasets.cifar10.load_data() once "
+           "on a machine with internet and copy ~/.keras/datasets/cifar-10-batches-py.")
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    roots = _dirs("cifar10", data_dir, KERAS_CACHE)
+    candidates = [r / sub for r in roots for sub in ("cifar-10-batches-py", "cifar-10-batches-bin", "")]
+    for folder in candidates:
+        if all((folder / n).is_file() for n in names):  # python version
+            xs, ys = [], []
+            for n in names:
+                with open(folder / n, "rb") as f:
+                    batch = _ArraysOnly(f, encoding="bytes").load()
+                xs.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch[b"labels"], np.int32))
+            return np.concatenate(xs).transpose(0, 2, 3, 1), np.concatenate(ys), CIFAR10_CLASSES, str(folder)
+        if all((folder / f"{n}.bin").is_file() for n in names):  # binary version: label byte + 3072 CHW bytes
+            records = np.concatenate([np.fromfile(folder / f"{n}.bin", np.uint8) for n in names])
+            if records.size % 3073:
+                raise CorruptDatasetError(f"{folder}: CIFAR binary batches must hold 3073-byte records")
+            records = records.reshape(-1, 3073)
+            return (records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), records[:, 0].astype(np.int32),
+                    CIFAR10_CLASSES, str(folder))
+    raise DatasetNotFoundError("cifar10", candidates, how)
 
 
 def _stratified_split(x, y, test_fraction, split, seed=1234):

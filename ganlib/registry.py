@@ -47,6 +47,8 @@ DATASETS = {d.name: d for d in (
     Dataset("emnist_balanced", "ganlib.data:emnist_balanced", 112800, 28, 1, 47, "EMNIST balanced (IDX files)"),
     Dataset("emnist_letters", "ganlib.data:emnist_letters", 124800, 28, 1, 26, "EMNIST letters (IDX files)"),
     Dataset("emnist_digits", "ganlib.data:emnist_digits", 240000, 28, 1, 10, "EMNIST digits (IDX files)"),
+    Dataset("cifar10", "ganlib.data:_cifar10", 50000, 32, 3, 10,
+            "CIFAR-10 (Keras cache cifar-10-batches-py or the binary batches, in data_dir or ~/.keras/datasets)"),
     Dataset("folder", None, None, None, None, None,
             "an image folder in data_dir (sub-folders are classes); counted when loaded"),
 )}

@@ -135,3 +135,54 @@ def test_training_batches_are_a_function_of_seed_and_epoch():
     epoch1 = sorted(v for b in full[:5] for v in b)
     assert epoch1 == list(range(20))  # each epoch is a permutation of the data
     assert full[:5] != full[5:10] and batches(0, seed=4) != full
+
+
+def _cifar_batches(folder, python=True, n=4):
+    import pickle
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = list(range(n))
+        if python:
+            with open(folder / name, "wb") as f:
+                pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, f, protocol=2)
+        else:
+            np.concatenate([np.asarray(labels, np.uint8)[:, None], data], axis=1).tofile(folder / f"{name}.bin")
+
+
+@pytest.mark.parametrize("python", [True, False])
+def test_cifar10_from_the_keras_cache_or_the_binary_batches(tmp_path, python):
+    from ganlib.data import load_dataset
+
+    _cifar_batches(tmp_path / ("cifar-10-batches-py" if python else "cifar-10-batches-bin"), python)
+    train, test = load_dataset("cifar10", "train", str(tmp_path)), load_dataset("cifar10", "test", str(tmp_path))
+    assert train.images.shape == (20, 32, 32, 3) and len(test) == 4 and train.class_names[0] == "airplane"
+    assert train.labels.tolist()[:4] == [0, 1, 2, 3]
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    import os
+    import pickle
+
+    from ganlib.data import CorruptDatasetError, load_dataset
+
+    _cifar_batches(tmp_path / "cifar-10-batches-py")
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({b"data": Payload(), b"labels": []}, f)
+    with pytest.raises(CorruptDatasetError, match="refusing to unpickle"):
+        load_dataset("cifar10", "test", str(tmp_path))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar10_missing_says_where_it_looked_and_how_to_get_it(tmp_path):
+    from ganlib.data import DatasetNotFoundError, load_dataset
+
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-python.tar.gz"):
+        load_dataset("cifar10", "train", str(tmp_path))
