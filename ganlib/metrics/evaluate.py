@@ -15,11 +15,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..rundir import read_json, write_json
-from ..registry import computed_metrics, resolve
+from ..registry import METRICS, computed_metrics, resolve
 from .features import DomainClassifier, FeatureExtractor, KerasInceptionV3Features, cache_dir
 from .memorization import _as_float_images
 
 REAL_SUBSET_SEED = 0  # the same real images for every run of a study, so runs differ only by their generators
+# The feature-distance metrics (the registry's, kept under the old name for code that imported it).
+METRIC_NAMES = tuple(name for name, m in METRICS.items() if m.compute and "fake_probs" not in m.inputs)
 
 
 def compare_features(real_features, fake_features, fake_probs=None, fake_labels=None, seed: int = 0) -> dict:
