@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,11 @@ class SearchDesign:
             return engine.random(n)
 
     def trials_overrides(self) -> list:
-        """[(trial name, {field: value})] of every trial, in the design's order."""
+        """[(trial name, {field: value})] of every trial, in the design's order (drawn once per design)."""
+        return self._trials
+
+    @cached_property
+    def _trials(self) -> list:
         width = max(3, len(str(self.trials - 1)))
         return [(f"{TRIAL_PREFIX}{i:0{width}d}", {dim.field: dim.value(u) for dim, u in zip(self.dimensions, row)})
                 for i, row in enumerate(self.unit_points())]

@@ -161,11 +161,11 @@ class Study:
 
     def to_dict(self) -> dict:
         """The resolved study: a valid study file whose grid is expanded and whose baseline lists every field."""
+        trials = {t.name for t in self.trials}  # kept as the search block, not as variations
         return {
             "name": self.name, "description": self.description, "question": self.question,
             "baseline": {k: v for k, v in self.baseline.to_dict().items() if k != "seed"},
-            "variations": [{"name": v.name, **v.overrides} for v in self.variations[1:]
-                           if v.name not in {t.name for t in self.trials}],
+            "variations": [{"name": v.name, **v.overrides} for v in self.variations[1:] if v.name not in trials],
             **({"search": self.search.to_dict()} if self.search else {}),
             "seeds": list(self.seeds), "resources": dict(self.resources), "metrics": self.metrics,
             "primary_metric": self.primary_metric, "factors": list(self.factors),

@@ -62,12 +62,12 @@ def _read_log(run, per: str) -> pd.DataFrame:
     if isinstance(run, RunDirectory):
         return run.read_batches() if per == "batch" else run.read_epochs()
     frame = pd.read_csv(run)
-    x = "step" if per == "batch" else "epoch"
-    if x not in frame:  # a batches log asked for epochs, or the other way round
-        other = "epoch" if x == "step" else "step"
-        if other in frame and per == "epoch":
-            return frame.groupby("epoch", as_index=False).mean(numeric_only=True)
-        raise ValueError(f"{run} has no {x!r} column: give per={'epoch' if x == 'step' else 'batch'!r} for it")
+    if "step" in frame:  # a batch log (batches.csv); per epoch: the mean of each epoch's batches
+        return frame if per == "batch" else frame.groupby("epoch", as_index=False).mean(numeric_only=True).drop(
+            columns="step")
+    if per == "batch" or "epoch" not in frame:
+        raise ValueError(f"{run} has no 'step' column" + (": it is an epoch log, give per='epoch' for it"
+                                                          if "epoch" in frame else " nor 'epoch' column"))
     return frame
 
 

@@ -115,16 +115,9 @@ class Metric:
     compute: Optional[str] = None
     inputs: Tuple[str, ...] = ("real_features", "fake_features")
     output: Optional[int] = None
-    digits: int = 4
+    digits: int = 4  # significant digits in report tables
     is_result: bool = True  # False: describes the evaluation, not the generator (not ranked or tested)
     description: str = ""
-
-    def format(self, value) -> str:
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            return "" if value is None else str(value)
-        return "–" if x != x else f"{x:.{self.digits}g}"
 
 
 _DISTANCES, _SCORES = "ganlib.metrics.distances", "ganlib.metrics.scores"

@@ -76,3 +76,13 @@ def test_the_installed_console_script():
     assert script.exists(), "reinstall: pip install -e . (scripts/setup.sh does when pyproject.toml changed)"
     out = subprocess.run([str(script), "catalog"], capture_output=True, text=True, check=True).stdout
     assert "datasets:" in out and "recipes:" in out
+
+
+def test_a_batch_log_per_epoch_is_summarised_and_an_epoch_log_per_batch_is_refused(run_dir):
+    from ganlib.curves import run_curves
+
+    per_epoch = run_curves(run_dir / "metrics" / "batches.csv", per="epoch")
+    assert per_epoch["epoch"].tolist() == [1, 2] and "step" not in per_epoch  # 2 epochs of 2 batches
+    with pytest.raises(ValueError, match="epoch log, give per='epoch'"):
+        run_curves(run_dir / "metrics" / "epochs.csv", per="batch")
+    assert len(run_curves(run_dir / "metrics" / "epochs.csv", per="epoch")) == 2
