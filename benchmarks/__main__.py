@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ("train", "study", "metrics", "memory", "quality")  # run by default
+ORDER = ("train", "study", "metrics", "memory", "quality", "folder")  # run by default
 EXTRA = ("output_conv",)  # run only when named with --only (the investigation behind an applied change)
 SCRIPTS = {"output_conv": "probe_output_conv.py"}
 
@@ -81,6 +81,9 @@ def headline(name: str, result: dict) -> list:
             lines.append(f"{row['layout']:16s} {row['runs/hour']:7.0f} runs/hour")
         for key, values in result.get("ratios", {}).items():
             lines.append(f"ratio {key}: {median(values):.2f}")
+    elif name == "folder":
+        for row in result.get("table", []):
+            lines.append(f"{row['load']:34s} {row['seconds']:6.2f} s ({row['images']} images)")
     elif name == "output_conv":
         for precision, r in result.get("train_step", {}).items():
             for variant in ("forward only", "forward + kernel gradient"):

@@ -1,6 +1,7 @@
 """Datasets: find the files, decode them, and feed them to training through `tf.data`.
 
-Images are kept as uint8 (N, H, W, C) in memory (4x smaller than float) and scaled to [-1, 1] on the fly.
+Images are kept as uint8 (N, H, W, C) (4x smaller than float) and scaled to [-1, 1] on the fly: in memory, or, for
+an image folder, memory-mapped from its decoded copy on disk (streamed when it is larger than STREAM_ABOVE_BYTES).
 Every loader either returns real data or raises `DatasetNotFoundError` saying where it looked and how to get it:
 nothing here downloads, because our users' machines often cannot.
 """
@@ -11,8 +12,10 @@ import dataclasses
 import functools
 
 import gzip
+import json
 import os
 import pickle
+import shutil
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,13 +214,18 @@ def _cifar10(split, data_dir):
     raise DatasetNotFoundError("cifar10", candidates, how)
 
 
-def _stratified_split(x, y, test_fraction, split, seed=1234):
+def _test_mask(y, test_fraction, seed=1234):
     """Deterministic per-class hold-out, so 'test' never overlaps 'train'."""
     rng = np.random.default_rng(seed)
     test = np.zeros(len(y), bool)
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         test[idx[: int(round(len(idx) * test_fraction))]] = True
+    return test
+
+
+def _stratified_split(x, y, test_fraction, split, seed=1234):
+    test = _test_mask(y, test_fraction, seed)
     keep = test if split == "test" else ~test
     return x[keep], y[keep]
 
@@ -287,8 +295,73 @@ def _fit(im, size):
     return ImageOps.fit(im, size, method=3, centering=(0.5, 0.5))  # 3 = LANCZOS
 
 
+FOLDER_CACHE_VERSION = 1  # bump when decoding changes: older caches are then decoded again
+
+
+def folder_cache_dir() -> Path:
+    """Where decoded image folders are kept: $GANLIB_FOLDER_CACHE, else $GANLIB_CACHE/decoded_folders, else
+    ~/.cache/ganlib/decoded_folders. Safe to delete (folders are decoded again when needed)."""
+    if os.environ.get("GANLIB_FOLDER_CACHE"):
+        return Path(os.environ["GANLIB_FOLDER_CACHE"]).expanduser()
+    if os.environ.get("GANLIB_CACHE"):
+        return Path(os.environ["GANLIB_CACHE"]).expanduser() / "decoded_folders"
+    return Path.home() / ".cache" / "ganlib" / "decoded_folders"
+
+
+def _folder_files(root: Path):
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise DatasetNotFoundError("folder", [root], f"put image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                                   "in that folder.")
+    return files
+
+
+def _folder_key(root: Path, files, channels, image_size, on_bad_image) -> str:
+    """Names one decoding of one folder: its files (path, size, mtime) and the settings that change the pixels."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps([FOLDER_CACHE_VERSION, str(root.resolve()), channels, image_size,
+                                   on_bad_image]).encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
-    """Images of a folder (one sub-folder per class, or none).
+    """Images of a folder (one sub-folder per class, or none), decoded once and kept in `folder_cache_dir()`.
+
+    The decoded splits are memory-mapped .npy files: the test split, the next seed's run and the next study read
+    them instead of decoding every file again, and a folder larger than memory is streamed from them by
+    `training_dataset`. A changed, added or removed file (size or mtime) means a new decoding.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError("folder", [root], "pass data_dir=<a folder of images, optionally one "
+                                   "sub-folder per class>.")
+    files = _folder_files(root)
+    cache = folder_cache_dir() / _folder_key(root, files, channels, image_size, on_bad_image)
+    if not (cache / "meta.json").is_file():
+        try:
+            _decode_folder_into(cache, root, files, channels, image_size, on_bad_image)
+        except OSError as e:  # a read-only or full cache: decode into a temporary folder instead
+            if isinstance(e, DatasetNotFoundError):
+                raise
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                _decode_folder_into(Path(tmp) / "d", root, files, channels, image_size, on_bad_image)
+                meta = json.loads((Path(tmp) / "d" / "meta.json").read_text())
+                x, y = np.load(Path(tmp) / "d" / f"{split}.npy"), np.load(Path(tmp) / "d" / f"{split}_labels.npy")
+            return x, y, meta["class_names"], str(root), meta["skipped"], meta["resized"]
+    meta = json.loads((cache / "meta.json").read_text())
+    x = np.load(cache / f"{split}.npy", mmap_mode="r")
+    return x, np.load(cache / f"{split}_labels.npy"), meta["class_names"], str(root), meta["skipped"], \
+        meta["resized"]
+
+
+def _decode_folder_into(cache: Path, root: Path, files, channels, image_size, on_bad_image):
+    """Decode `files` into cache/{train,test}.npy (+ labels, meta.json), one image in memory at a time.
 
     Unreadable files (damaged, truncated, decompression bombs) are skipped and named, or refused with
     on_bad_image="error". Size policy: every image is brought to `image_size` x `image_size`, or, without
@@ -296,14 +369,6 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
     """
     from PIL import Image
 
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DatasetNotFoundError("folder", [root], "pass data_dir=<a folder of images, optionally one "
-                                   "sub-folder per class>.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not files:
-        raise DatasetNotFoundError("folder", [root], f"put image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
-                                   "in that folder.")
     class_names = sorted({p.parent.relative_to(root).as_posix() for p in files})
     if class_names == ["."]:
         class_names = [root.name]
@@ -337,30 +402,52 @@ def _folder(split, data_dir, channels, image_size, on_bad_image="skip"):
         else:
             mode = "RGB"
 
-    # Pass 2: decode, convert and size each file.
-    images, labels, resized = [], [], 0
-    for p in headers:
+    # Pass 2: decode, convert and size each file straight into a memory-mapped array.
+    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        shape = (len(headers), target[1], target[0], {"L": 1, "RGB": 3, "RGBA": 4}[mode])
+        every = np.lib.format.open_memmap(tmp / "all.npy", "w+", np.uint8, shape)
+        labels, good, resized = np.zeros(len(headers), np.int32), np.zeros(len(headers), bool), 0
+        for i, p in enumerate(headers):
+            try:
+                with Image.open(p) as im:
+                    im.load()
+                    im = _to_8bit(im).convert(mode)
+                    if im.size != target:
+                        im = _fit(im, target)
+                        resized += 1
+                    every[i] = np.asarray(im, np.uint8).reshape(shape[1:])
+            except Exception as e:  # truncated or damaged data only shows when decoded
+                bad(p, e)
+                continue
+            good[i] = True
+            rel = p.parent.relative_to(root).as_posix()
+            labels[i] = class_names.index(rel) if rel in class_names else 0
+        if not good.any():
+            raise CorruptDatasetError(f"No readable images in {root}; skipped: {skipped[:5]}")
+        kept = np.flatnonzero(good)
+        test = _test_mask(labels[kept], 0.1) if len(kept) >= 20 else None  # too few to hold any out
+        for split in ("train", "test"):
+            rows = kept if test is None else kept[test if split == "test" else ~test]
+            out = np.lib.format.open_memmap(tmp / f"{split}.npy", "w+", np.uint8, (len(rows), *shape[1:]))
+            for start in range(0, len(rows), 4096):
+                out[start:start + 4096] = every[rows[start:start + 4096]]
+            out.flush()
+            del out
+            np.save(tmp / f"{split}_labels.npy", labels[rows])
+        del every
+        (tmp / "all.npy").unlink()
+        (tmp / "meta.json").write_text(json.dumps({"class_names": class_names, "skipped": skipped,
+                                                   "resized": resized, "source": str(root)}))
         try:
-            with Image.open(p) as im:
-                im.load()
-                im = _to_8bit(im).convert(mode)
-                if im.size != target:
-                    im = _fit(im, target)
-                    resized += 1
-                arr = np.asarray(im, np.uint8)
-        except Exception as e:  # truncated or damaged data only shows when decoded
-            bad(p, e)
-            continue
-        images.append(arr)
-        rel = p.parent.relative_to(root).as_posix()
-        labels.append(class_names.index(rel) if rel in class_names else 0)
-    if not images:
-        raise CorruptDatasetError(f"No readable images in {root}; skipped: {skipped[:5]}")
-    x = np.stack(images)
-    if x.ndim == 3:
-        x = x[..., None]
-    x, y = _stratified_split(x, np.asarray(labels, np.int32), 0.1, split) if len(x) >= 20 else (x, np.asarray(labels, np.int32))
-    return x, y, class_names, str(root), skipped, resized
+            tmp.rename(cache)
+        except OSError:  # another process decoded it at the same time: theirs is the same
+            if not (cache / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 emnist_balanced, emnist_letters, emnist_digits = _emnist("balanced"), _emnist("letters"), _emnist("digits")
@@ -385,7 +472,9 @@ def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None
     x = _convert_channels(x, channels)
     if image_size and x.shape[1] != image_size:
         x = _resize(x, image_size)
-    return ImageData(np.ascontiguousarray(x), y, list(classes), name, src, skipped, resized)
+    if not isinstance(x, np.memmap):  # a decoded folder stays on disk (see `_folder`)
+        x = np.ascontiguousarray(x)
+    return ImageData(x, y, list(classes), name, src, skipped, resized)
 
 
 def load_for_config(config, split: str = "train") -> ImageData:
@@ -418,16 +507,22 @@ def _resize(x: np.ndarray, size: int, chunk: int = 8192) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- tf.data
+STREAM_ABOVE_BYTES = 2 << 30  # a memory-mapped dataset larger than this is read batch by batch, not copied
+
+
 def training_dataset(data: ImageData, batch_size: int, seed: int, initial_epoch: int, epochs: int,
-                     steps_per_epoch: int):
+                     steps_per_epoch: int, stream: Optional[bool] = None):
     """Batches for epochs [initial_epoch, epochs), shuffled by a stateless (seed, epoch) permutation.
 
     Because each epoch's order depends only on (seed, epoch), a run resumed at epoch k sees exactly the
-    batches an uninterrupted run would have seen.
+    batches an uninterrupted run would have seen. `stream=True` reads each batch from `data.images` (a decoded
+    folder's memory map) instead of copying every image into a tensor first; the batches are the same. By
+    default, memory-mapped images above STREAM_ABOVE_BYTES are streamed.
     """
     import tensorflow as tf
 
-    images = tf.constant(data.images)
+    if stream is None:
+        stream = isinstance(data.images, np.memmap) and data.images.nbytes > STREAM_ABOVE_BYTES
     labels = tf.constant(data.labels, tf.int32)
     n = len(data)
 
@@ -437,9 +532,26 @@ def training_dataset(data: ImageData, batch_size: int, seed: int, initial_epoch:
         order = tf.tile(order, [-(-steps_per_epoch * batch_size // n)])[: steps_per_epoch * batch_size]
         return tf.data.Dataset.from_tensor_slices(tf.reshape(order, (steps_per_epoch, batch_size)))
 
+    if stream:
+        source = data.images
+
+        def read(idx):  # sorted reads are sequential on disk; the batch keeps the permutation's order
+            order = np.argsort(idx, kind="stable")
+            batch = np.empty((len(idx), *source.shape[1:]), np.uint8)
+            batch[order] = source[idx[order]]
+            return batch
+
+        def pixels(idx):
+            x = tf.numpy_function(read, [idx], tf.uint8, stateful=False)
+            return tf.ensure_shape(x, (batch_size, *data.image_shape))
+    else:
+        images = tf.constant(np.asarray(data.images))
+
+        def pixels(idx):
+            return tf.gather(images, idx)
+
     def gather(idx):
-        x = tf.cast(tf.gather(images, idx), tf.float32) / 127.5 - 1.0
-        return x, tf.gather(labels, idx)
+        return tf.cast(pixels(idx), tf.float32) / 127.5 - 1.0, tf.gather(labels, idx)
 
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     # No autotuning: gathering a batch is trivial, and tf.data's autotune thread made deleting the iterator at

@@ -68,6 +68,8 @@ def test_run_all_quick(tmp_path):
     assert len(study["table"]) == 2
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["train"]["peak_rss_mib"] > 0 and len(memory["table"]) == 2
+    folder = json.loads((tmp_path / "folder.json").read_text())
+    assert [row["images"] for row in folder["table"]] == [54, 6, 54] and folder["table"][2]["memory_mapped"]
     assert "summary" in proc.stdout
 
 

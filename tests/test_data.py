@@ -186,3 +186,56 @@ def test_cifar10_missing_says_where_it_looked_and_how_to_get_it(tmp_path):
 
     with pytest.raises(DatasetNotFoundError, match="cifar-10-python.tar.gz"):
         load_dataset("cifar10", "train", str(tmp_path))
+
+
+def test_a_folder_is_decoded_once_then_read_from_its_memory_mapped_copy(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from ganlib import data as data_module
+
+    monkeypatch.setenv("GANLIB_FOLDER_CACHE", str(tmp_path / "cache"))
+    for i in range(30):
+        _save(tmp_path / "imgs" / ("a" if i % 2 else "b") / f"{i}.png", "L", 12, i * 8)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    train = load_dataset("folder", "train", data_dir=str(tmp_path / "imgs"))
+    decoded = len(opened)
+    assert decoded == 60  # headers, then pixels: each file twice, once
+    test = load_dataset("folder", "test", data_dir=str(tmp_path / "imgs"))
+    again = load_dataset("folder", "train", data_dir=str(tmp_path / "imgs"))
+    assert len(opened) == decoded  # the test split and the next run open no image
+    assert isinstance(again.images, np.memmap) and np.array_equal(again.images, train.images)
+    assert len(train) + len(test) == 30 and set(train.labels) | set(test.labels) == {0, 1}
+    assert not set(map(bytes, train.images.reshape(len(train), -1))) & set(map(bytes, test.images.reshape(len(test), -1)))
+    # A changed file is a new decoding; so is another image size.
+    _save(tmp_path / "imgs" / "a" / "1.png", "L", 12, 255)
+    changed = load_dataset("folder", "train", data_dir=str(tmp_path / "imgs"))
+    assert len(opened) == 2 * decoded and changed.images.max() == 255
+    load_dataset("folder", "train", data_dir=str(tmp_path / "imgs"), image_size=8)
+    assert len(opened) == 3 * decoded
+
+
+def test_a_folder_decodes_in_memory_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    (tmp_path / "not_a_dir").write_text("x")
+    monkeypatch.setenv("GANLIB_FOLDER_CACHE", str(tmp_path / "not_a_dir"))
+    for i in range(4):
+        _save(tmp_path / "imgs" / f"{i}.png", "RGB", 8, (i * 60, 0, 0))
+    data = load_dataset("folder", data_dir=str(tmp_path / "imgs"))
+    assert data.images.shape == (4, 8, 8, 3) and not isinstance(data.images, np.memmap)
+
+
+def test_streamed_batches_are_the_in_memory_batches(tmp_path):
+    images = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.uint8, (37, 3, 3, 1))
+    images[:] = np.arange(37, dtype=np.uint8).reshape(37, 1, 1, 1)
+    images.flush()
+    data = ImageData(np.load(tmp_path / "x.npy", mmap_mode="r"), np.arange(37, dtype=np.int32) % 5, list("abcde"), "t")
+
+    def batches(stream):
+        ds = training_dataset(data, batch_size=8, seed=1, initial_epoch=1, epochs=3, steps_per_epoch=6, stream=stream)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    streamed, in_memory = batches(True), batches(False)
+    assert len(streamed) == 12
+    for (xs, ys), (xm, ym) in zip(streamed, in_memory):
+        assert xs.shape == (8, 3, 3, 1) and np.array_equal(xs, xm) and np.array_equal(ys, ym)
