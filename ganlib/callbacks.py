@@ -62,6 +62,40 @@ class SampleGrids(keras.callbacks.Callback):
             plotting.save_grid(images, self.run.sample_file(number), self.grid_size)
 
 
+class TensorBoardSamples(keras.callbacks.Callback):
+    """Each sample grid `SampleGrids` wrote this epoch, as a TensorBoard image in run_dir/tensorboard/samples,
+    at the step of `keras.callbacks.TensorBoard`'s scalars for that epoch (the 0-based epoch index)."""
+
+    def __init__(self, run: RunDirectory):
+        super().__init__()
+        self.run, self.writer = run, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        grid = self.run.sample_file(epoch + 1)
+        if not grid.exists():
+            return
+        import tensorflow as tf
+        from PIL import Image
+
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(str(self.run.tensorboard_dir / "samples"))
+        with Image.open(grid) as im:
+            pixels = np.asarray(im.convert("RGB"))
+        with self.writer.as_default():
+            tf.summary.image("samples (fixed noise)", pixels[None], step=epoch)  # Keras' step: epoch index
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def tensorboard_callbacks(run: RunDirectory) -> list:
+    """Keras' own TensorBoard callback (per-epoch losses, accuracies, eval_* metrics) plus the sample grids."""
+    return [keras.callbacks.TensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False, update_freq="epoch"),
+            TensorBoardSamples(run)]
+
+
 class Evaluation(keras.callbacks.Callback):
     """Quality metrics (FID, KID, ...) every `interval` epochs, added to the epoch log as eval_<name>."""
 

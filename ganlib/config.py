@@ -126,6 +126,7 @@ class Config:
     metric_interval: int = 0  # epochs between FID/KID evaluations (0 = only at the end)
     metric_samples: int = 1000  # generated and real images per metric evaluation (0 = no metrics)
     grid_size: int = 10  # sample grids are grid_size x grid_size
+    tensorboard: bool = False  # also log losses, metrics and sample grids for TensorBoard (run_dir/tensorboard)
     divergence_patience: int = 3  # consecutive non-finite or collapsed epochs before status "diverged"
     init_from: Optional[str] = None  # run directory whose final generator/discriminator start this run
     threads: int = 0  # intra-op threads for this run (0 = TensorFlow's default)
@@ -219,7 +220,7 @@ class Config:
         so `lr=1e-4` and `g_lr=d_lr=1e-4` are the same run. So is `recipe`: the values it resolved to are hashed.
         """
         ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size",
-                  "recipe", *SHARED_DEFAULTS.values()}
+                  "tensorboard", "recipe", *SHARED_DEFAULTS.values()}
         payload = {k: v for k, v in sorted(self.to_dict().items())
                    if k not in ignore and not (k in HASH_OMITTED_AT and v == HASH_OMITTED_AT[k])}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
@@ -314,8 +315,9 @@ class Config:
             raise ConfigError("g_norm", self.g_norm, "none, batch, layer or instance (spectral normalization is for the discriminator)")
         if self.channels is not None:
             choice("channels", CHANNELS)
-        if not isinstance(self.conditional, bool):
-            raise ConfigError("conditional", self.conditional, "True or False")
+        for flag in ("conditional", "tensorboard"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(flag, getattr(self, flag), "True or False")
         integer("latent_dim", 1, 4096)
         integer("embedding_dim", 1, 4096)
         number("filter_growth", 1, 4)

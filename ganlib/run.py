@@ -112,6 +112,14 @@ def _trained_anything(run: RunDirectory) -> bool:
             or run.batches_file.exists())
 
 
+def check_tensorboard_installed() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:  # tf.summary needs it to write anything
+        raise ConfigError("tensorboard", True, "False, or install TensorBoard first: pip install 'ganlib[tensorboard]' "
+                          "(or pip install tensorboard)")
+
+
 def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
     """Refuse a directory that holds a different configuration; return its summary if it is finished.
 
@@ -194,6 +202,8 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
 
     if config.init_from:
         check_init_from(config)
+    if config.tensorboard:
+        check_tensorboard_installed()
     # The data is read and checked first: a missing or damaged dataset costs no model building.
     data = load_for_config(config, "train")
     config.check_dataset_size(len(data))
@@ -246,6 +256,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         cb.RunLogger(run, steps_per_epoch, config.effective_batch),
         cb.SampleGrids(run, noise, labels, config.sample_interval, config.epochs, config.grid_size),
         cb.Checkpoint(run, config.checkpoint_interval, config.epochs),
+        *(cb.tensorboard_callbacks(run) if config.tensorboard else []),  # after the logs and grids they read
         *extra_callbacks,
     ]
     run.update_summary(

@@ -172,6 +172,7 @@ class RunDirectory:
     checkpoint_file = property(lambda self: self.path / "checkpoints" / "state.npz")
     models_dir = property(lambda self: self.path / "models")
     noise_file = property(lambda self: self.path / "samples" / "benchmark_noise.npz")
+    tensorboard_dir = property(lambda self: self.path / "tensorboard")
 
     def sample_file(self, epoch: int) -> Path:
         return self.samples_dir / f"epoch_{epoch:04d}.png"

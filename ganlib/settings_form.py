@@ -34,7 +34,7 @@ GROUPS = {
                      "beta2", "g_beta2", "d_beta2", "lr_schedule", "batch_size", "epochs", "steps_per_epoch", "seed",
                      "precision"),
     "outputs": ("sample_interval", "checkpoint_interval", "metric_interval", "metric_samples", "grid_size",
-                "divergence_patience", "init_from", "threads"),
+                "tensorboard", "divergence_patience", "init_from", "threads"),
 }
 CHOICES = {
     "dataset": tuple(registry.DATASETS), "model": tuple(registry.MODELS), "loss": tuple(registry.LOSSES),

@@ -89,6 +89,7 @@ checkpoint_interval = 1
 metric_interval = 0
 metric_samples = 1000
 grid_size = 10
+tensorboard = False  # also write run_dir/tensorboard (`tensorboard --logdir runs`)
 divergence_patience = 3
 init_from = None
 threads = 0

@@ -148,3 +148,38 @@ def test_the_summary_records_the_device(tmp_path):
     device = summary["device"]
     assert device["kind"] in ("CPU", "GPU") and device["count"] >= 1 and device["tensorflow"]
     assert device["cpu_threads"] >= 1 and device["name"]
+
+
+def _tensorboard_tags(folder):
+    import tensorflow as tf
+
+    tags = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                tags.setdefault(value.tag, set()).add(event.step)
+    return tags
+
+
+def test_tensorboard_logs_losses_metrics_and_sample_grids(tmp_path):
+    config = tiny(epochs=3, tensorboard=True, metric_interval=1, metric_samples=64)
+    assert config.hash == tiny(epochs=3, metric_interval=1, metric_samples=64).hash  # an output flag only
+    run = RunDirectory(tmp_path / "run")
+    train(config, run.path, verbose=0)
+    scalars = _tensorboard_tags(run.tensorboard_dir / "train")
+    for tag in ("epoch_d_loss", "epoch_g_loss", "epoch_d_acc_real", "epoch_eval_fid", "epoch_eval_label_accuracy"):
+        assert scalars.get(tag) == {0, 1, 2}, (tag, sorted(scalars))
+    assert _tensorboard_tags(run.tensorboard_dir / "samples") == {"samples (fixed noise)": {0, 1, 2}}
+
+
+def test_tensorboard_without_the_package_is_refused_before_training(tmp_path, monkeypatch):
+    import importlib.util
+
+    from ganlib import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install 'ganlib\[tensorboard\]'"):
+        train(tiny(tensorboard=True), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "metrics").exists() and not (tmp_path / "run" / "tensorboard").exists()
