@@ -1,7 +1,7 @@
 """Run a study: every (variation, seed) through the training notebook, in parallel on a Dask cluster, resumably.
 
     python -m analysis.sweep analysis/studies/quick.yaml [--out studies/] [--scheduler tcp://host:port]
-        [--workers N] [--threads-per-run T] [--only VARIATION ...] [--dry-run]
+        [--workers N] [--threads-per-run T] [--gpus auto|none|0,1] [--only VARIATION ...] [--dry-run]
 
 Everything is validated before the first run starts. Each run is one papermill execution of `notebooks/train.py`
 into `<out>/<study>/runs/<variation>/seed<k>/` (the executed notebook stays there as `train.ipynb`). Running the
@@ -86,8 +86,23 @@ def run_line(run_id: str, result: dict) -> str:
     return line
 
 
-def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, notebook: Optional[str] = None) -> dict:
-    """Train one run through papermill. Executed on a Dask worker; never raises, returns what happened."""
+def worker_gpu(gpus) -> Optional[str]:
+    """The GPU of this local-cluster worker: worker i of a LocalCluster (named 0, 1, ...) gets gpus[i]."""
+    if not gpus:
+        return None
+    try:
+        from distributed import get_worker
+
+        index = int(get_worker().name)
+    except (ValueError, TypeError):  # not on a worker, or a worker not named by its index
+        index = 0
+    return str(gpus[index % len(gpus)])
+
+
+def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, notebook: Optional[str] = None,
+                gpus=None) -> dict:
+    """Train one run through papermill. Executed on a Dask worker; never raises, returns what happened.
+    With `gpus`, the run's kernel sees only its worker's GPU (CUDA_VISIBLE_DEVICES, see `worker_gpu`)."""
     from filelock import FileLock, Timeout
 
     from ganlib.rundir import RunDirectory, RunDirectoryError, now
@@ -114,6 +129,9 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         import papermill
 
         env = {**os.environ, **{k: str(threads) for k in THREAD_ENV}}  # limit every thread pool of the kernel
+        gpu = worker_gpu(gpus)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per parallel run: never two runs' memory on one GPU
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         error = details = None
@@ -224,13 +242,22 @@ def confirm_large_plan(n_runs: int, yes: bool) -> bool:
 
 
 def run_study(study: Study, out, scheduler=None, workers=None, threads=None, only=None, dry_run=False,
-              yes=False) -> int:
+              yes=False, gpus="auto") -> int:
     """Run (the rest of) a study; returns the exit code: 0, 1 if a run failed, 2 if a large plan was not
-    confirmed."""
+    confirmed.
+
+    `gpus` ("auto": `ganlib.device.visible_gpus()`; a list of ids; None or []: none) gives a local cluster one
+    worker per GPU by default, each run on its worker's GPU with the CPU cores shared out. A remote scheduler's
+    workers keep their own environment (start one `dask worker` per GPU with CUDA_VISIBLE_DEVICES set).
+    """
+    from ganlib.device import visible_gpus
     from ganlib.rundir import now
 
-    threads = threads or study.resources.get("threads_per_run", 1)
-    workers = workers or study.resources.get("workers") or default_workers(threads)
+    gpus = [] if scheduler else list(visible_gpus() if gpus == "auto" else gpus or [])
+    workers = workers or study.resources.get("workers") or (len(gpus) if gpus else None)
+    threads = threads or study.resources.get("threads_per_run") or \
+        (max(1, default_workers(1) // workers) if gpus else 1)
+    workers = workers or default_workers(threads)
     study_dir = Path(out).expanduser().resolve() / study.name
     directory = StudyDirectory(study_dir)
     runs = plan(study, study_dir, only)
@@ -240,7 +267,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
     if study.question:
         print(f"question: {study.question}")
     print(f"output: {study_dir}; " + (f"scheduler {scheduler}" if scheduler else f"{workers} local workers")
-          + f" x {threads} threads per run")
+          + f" x {threads} threads per run" + (f", one GPU each of {', '.join(gpus)}" if gpus else ""))
     if dry_run:
         for v in study.variations:
             print(f"  {v.name:40s} hash {v.config.hash}  {v.overrides or '(baseline)'}")
@@ -259,7 +286,8 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
 
         with dask_client(scheduler, workers) as client:
             futures = {client.submit(execute_run, str(d), run.config.to_dict(), threads,
-                                     str(directory.log_file(run.variation, run.seed)), pure=False): run
+                                     str(directory.log_file(run.variation, run.seed)), gpus=gpus or None,
+                                     pure=False): run
                        for run, d in todo}
             with tqdm(total=len(futures), desc=study.name, unit="run", file=sys.stderr) as bar:
                 for future in as_completed(futures):
@@ -280,6 +308,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         "study": study.name, "question": study.question, "study_dir": str(study_dir),
         "started_at": started, "finished_at": now(), "wall_seconds": round(time.perf_counter() - t0, 1),
         "scheduler": scheduler or "local", "workers": None if scheduler else workers, "threads_per_run": threads,
+        "gpus": gpus,
         "only": only, "runs_planned": len(runs), "runs_trained": sum(bool(r.get("trained")) for r in results.values()),
         "counts": _counts(final.values()),
         "failed": {run.run_id: (results.get(run.run_id) or {}).get("error") or _error(d)
@@ -318,6 +347,9 @@ def main(argv=None) -> int:
                         "(default: study resources.workers, else CPU cores // threads per run)")
     parser.add_argument("--threads-per-run", type=int, dest="threads",
                         help="CPU threads of each run (default: study resources.threads_per_run, else 1)")
+    parser.add_argument("--gpus", default="auto", help="GPUs of the local cluster, one run on each at a time: "
+                        "'auto' (CUDA_VISIBLE_DEVICES, else nvidia-smi; none here means CPU), 'none', or ids "
+                        "such as 0,1")
     parser.add_argument("--only", action="append", metavar="VARIATION",
                         help="run only this variation (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan; train nothing")
@@ -328,8 +360,10 @@ def main(argv=None) -> int:
             parser.error(f"--{name.replace('threads', 'threads-per-run')} must be >= 1")
     try:
         study = load_study(args.study)
+        gpus = args.gpus if args.gpus == "auto" else [] if args.gpus == "none" else \
+            [g.strip() for g in args.gpus.split(",") if g.strip()]
         return run_study(study, args.out, args.scheduler, args.workers, args.threads, args.only, args.dry_run,
-                         args.yes)
+                         args.yes, gpus)
     except StudyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,9 +21,30 @@ def native_bfloat16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def visible_gpus() -> list:
+    """The GPUs a study can give one run each, found without starting CUDA in this process: the ids in
+    CUDA_VISIBLE_DEVICES when it is set ("" or "-1": none), else one per GPU that `nvidia-smi -L` lists."""
+    import os
+    import shutil
+    import subprocess
+
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        ids = [x.strip() for x in given.split(",") if x.strip()]
+        return [] if not ids or ids[0].startswith("-") else ids  # CUDA stops at the first invalid id
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, _ in enumerate(line for line in listing.splitlines() if line.startswith("GPU "))]
+
+
 def describe() -> dict:
     """The device a run trains on, for its summary.json: {"kind": "GPU" or "CPU", "name", "count", "tensorflow",
-    "cpu_threads"}. TensorFlow puts the models on the first GPU when it sees one (a CUDA build of TensorFlow,
+    "cpu_threads", "cuda_visible_devices"}. TensorFlow puts the models on the first GPU when it sees one (a CUDA build of TensorFlow,
     see docs/configuration.md "GPU"); otherwise on the CPU."""
     import os
 
@@ -37,7 +58,8 @@ def describe() -> dict:
         except (ValueError, RuntimeError):
             name = gpus[0].name
     return {"kind": "GPU" if gpus else "CPU", "name": name, "count": len(gpus) or 1, "tensorflow": tf.__version__,
-            "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+            "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def _cpu_model() -> str:

@@ -64,20 +64,52 @@ def test_a_claimed_run_is_left_to_its_runner(tmp_path):
     assert result["status"] == "busy" and not result["trained"] and not (run_dir / "train.ipynb").exists()
 
 
+def test_visible_gpus_from_the_environment_or_nvidia_smi(tmp_path, monkeypatch):
+    from ganlib.device import visible_gpus
+
+    for value, expected in [("0,1", ["0", "1"]), ("", []), ("-1", []), ("GPU-5c1e, GPU-77ab", ["GPU-5c1e", "GPU-77ab"])]:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+        assert visible_gpus() == expected
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-1)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-2)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert visible_gpus() == ["0", "1"]
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert visible_gpus() == []
+
+
+def test_a_local_cluster_gets_one_worker_per_gpu_and_shares_the_cores(tmp_path, capsys):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(dict(name="g", baseline=TINY, variations=[{"name": "b", "lr": 1e-4}], seeds=2)))
+    assert sweep.run_study(load_study(path), tmp_path / "out", gpus=["0", "1"], dry_run=True) == 0
+    cores = len(os.sched_getaffinity(0))
+    assert f"2 local workers x {max(1, cores // 2)} threads per run, one GPU each of 0, 1" in capsys.readouterr().out
+    assert sweep.run_study(load_study(path), tmp_path / "out", gpus=[], dry_run=True) == 0
+    assert f"{cores} local workers x 1 threads per run\n" in capsys.readouterr().out
+    assert sweep.worker_gpu(["3", "4"]) == "3" and sweep.worker_gpu(None) is None  # outside a worker: the first
+
+
 # ---------------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
-    assert sweep.main([str(write_study(tmp_path)), "--out", str(out)]) == 0
+    # Two (pretend) GPUs: each of the two workers' runs sees only its own (tensorflow-cpu ignores the variable).
+    assert sweep.main([str(write_study(tmp_path)), "--out", str(out), "--gpus", "7,9"]) == 0
     study_dir = out / "tiny"
+    gpus_seen = set()
     for run_id in ("baseline/seed0", "baseline/seed1", "small_lr/seed0", "small_lr/seed1"):
         assert (study_dir / "runs" / run_id / "train.ipynb").exists()
         s = summary(study_dir, run_id)
         assert s["status"] == "completed" and s["attempts"] == 1
+        gpus_seen.add(s["device"]["cuda_visible_devices"])
+    assert gpus_seen == {"7", "9"}
     config = json.loads((study_dir / "runs" / "small_lr" / "seed1" / "config.json").read_text())
     assert (config["seed"], config["d_lr"], config["threads"]) == (1, 1e-4, 1)
     study_summary = json.loads((study_dir / "study_summary.json").read_text())
     assert study_summary["counts"] == {"completed": 4} and study_summary["runs_trained"] == 4
+    assert study_summary["gpus"] == ["7", "9"] and study_summary["workers"] == 2
     assert load_study(study_dir / "study.yaml").variation("small_lr").config.lr == 1e-4
     import pandas as pd
 
