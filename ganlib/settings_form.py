@@ -67,6 +67,25 @@ class SettingsForm:
         self._config: Optional[C.Config] = None
         self.validate()
 
+    @classmethod
+    def from_run(cls, run_dir, **values) -> "SettingsForm":
+        """A form starting from a run's configuration, to train a variation of it (a new run directory).
+
+        Values its recipe or a shared field gave are left "(from recipe / shared)", so changing `lr` or the recipe
+        in the form moves them along; values that were chosen (a `d_lr` unlike `lr`) stay."""
+        from .rundir import RunDirectory
+
+        trained = RunDirectory(run_dir).read_config().to_dict()
+        start = dict(trained)
+        recipe = C.recipe_values(trained["recipe"]) if trained.get("recipe") in C.RECIPES else {}
+        for name, value in recipe.items():
+            if trained.get(name) == value:
+                start[name] = None
+        for name, shared in C.SHARED_DEFAULTS.items():
+            if trained[name] == trained[shared]:
+                start[name] = None
+        return cls(**{**{k: v for k, v in start.items() if v is not None}, **values})
+
     # ------------------------------------------------------------------ state
     def set(self, **values) -> "SettingsForm":
         """Change fields as a user typing would (values, or text read as YAML); validates."""

@@ -148,3 +148,13 @@ plot_results(run_dir, per="batch", window=window)
 plt.show()
 plot_results(run_dir, per="epoch")
 plt.show()
+
+# %% [markdown]
+# ## Train a variation of this run (in Jupyter)
+# Every configuration field, starting from this run's values, validated as you type; Train writes the changed
+# configuration to its own `runs/<dataset>-<hash>` with live progress (see `ganlib.settings_form`).
+
+# %%
+from ganlib.settings_form import SettingsForm
+
+SettingsForm.from_run(run_dir).widget

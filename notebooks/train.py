@@ -134,3 +134,14 @@ print(outcome_line(summary))
 from ganlib.notebook_support import show_run
 
 show_run(run_dir)
+
+# %% [markdown]
+# ## Train a variation (in Jupyter)
+# A form of every configuration field, starting from this run's values and validated as you type (the same
+# errors as above); its Train button trains the changed configuration into its own `runs/<dataset>-<hash>`
+# with live progress. Under papermill it is shown but nothing is trained.
+
+# %%
+from ganlib.settings_form import SettingsForm
+
+SettingsForm.from_run(run_dir).widget

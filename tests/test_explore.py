@@ -296,7 +296,7 @@ def test_explore_notebook_runs_under_papermill(run_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     outputs = [o for c in json.loads((tmp_path / "out.ipynb").read_text())["cells"] for o in c.get("outputs", [])]
     kinds = [k for o in outputs for k in o.get("data", {})]
-    assert "application/vnd.jupyter.widget-view+json" in kinds  # the explorer
+    assert kinds.count("application/vnd.jupyter.widget-view+json") == 2  # the explorer and the settings form
     assert kinds.count("image/gif") == 2 and kinds.count("image/png") >= 6
     text = "".join("".join(o.get("text", "")) for o in outputs)
     assert "'0123456789'" in text  # a digits model writes digits

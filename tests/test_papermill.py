@@ -35,6 +35,7 @@ def test_exact_command_with_params_file(tmp_path):
     assert (runs[0] / "models" / "generator.keras").exists()
     outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # samples and curves are shown
+    assert "application/vnd.jupyter.widget-view+json" in notebook["cells"][-1]["outputs"][0]["data"]  # the form
 
 
 def test_typo_in_parameter_fails_before_training(tmp_path):

@@ -45,3 +45,18 @@ def test_the_widget_shows_the_error_and_trains_a_valid_config(tmp_path):
     form._train_clicked()
     assert "completed" in form._log.value and form._bar.value == 2 == form._bar.max
     assert form._picture.value[:4] == b"\x89PNG"  # the newest sample grid
+
+
+def test_a_form_from_a_run_is_that_run_and_changes_like_config_replace(tmp_path):
+    from ganlib.rundir import RunDirectory
+
+    trained = Config(**{**TINY, "recipe": "sngan", "d_lr": 4e-4})
+    RunDirectory(tmp_path / "run").write_config(trained)
+    form = SettingsForm.from_run(tmp_path / "run")
+    assert form.config.hash == trained.hash and form.run_dir is None  # a variation goes to a new run directory
+    assert form.values["g_lr"] is None and form.values["d_lr"] == 4e-4 and form.values["loss"] is None
+    form.set(lr="1e-4")
+    assert (form.config.g_lr, form.config.d_lr) == (1e-4, 4e-4)  # g_lr followed lr; d_lr had been chosen
+    form.set(recipe="dcgan")
+    assert form.config.loss == "bce" and form.config.d_lr == 4e-4  # recipe values follow; a chosen one stays
+    assert SettingsForm.from_run(tmp_path / "run", epochs=5).config.epochs == 5
