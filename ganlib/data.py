@@ -224,6 +224,27 @@ def _test_mask(y, test_fraction, seed=1234):
     return test
 
 
+def _cifar100(split, data_dir):
+    """CIFAR-100 (the 100 fine labels) from the Keras cache (cifar-100-python, read without running pickled
+    code), in data_dir or ~/.keras/datasets/."""
+    how = ("download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into "
+           "~/.keras/datasets/ (or data_dir), or copy ~/.keras/datasets/cifar-100-python from a machine where "
+           "keras.datasets.cifar100.load_data() ran.")
+    roots = _dirs("cifar100", data_dir, KERAS_CACHE)
+    candidates = [r / sub for r in roots for sub in ("cifar-100-python", "")]
+    for folder in candidates:
+        if (folder / split).is_file():
+            with open(folder / split, "rb") as f:
+                batch = _ArraysOnly(f, encoding="bytes").load()
+            x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            names = [f"class{i:02d}" for i in range(100)]
+            if (folder / "meta").is_file():
+                with open(folder / "meta", "rb") as f:
+                    names = [n.decode() for n in _ArraysOnly(f, encoding="bytes").load()[b"fine_label_names"]]
+            return x, np.asarray(batch[b"fine_labels"], np.int32), names, str(folder)
+    raise DatasetNotFoundError("cifar100", candidates, how)
+
+
 def _stratified_split(x, y, test_fraction, split, seed=1234):
     test = _test_mask(y, test_fraction, seed)
     keep = test if split == "test" else ~test

@@ -49,6 +49,8 @@ DATASETS = {d.name: d for d in (
     Dataset("emnist_digits", "ganlib.data:emnist_digits", 240000, 28, 1, 10, "EMNIST digits (IDX files)"),
     Dataset("cifar10", "ganlib.data:_cifar10", 50000, 32, 3, 10,
             "CIFAR-10 (Keras cache cifar-10-batches-py or the binary batches, in data_dir or ~/.keras/datasets)"),
+    Dataset("cifar100", "ganlib.data:_cifar100", 50000, 32, 3, 100,
+            "CIFAR-100, fine labels (Keras cache cifar-100-python, in data_dir or ~/.keras/datasets)"),
     Dataset("folder", None, None, None, None, None,
             "an image folder in data_dir (sub-folders are classes); counted when loaded"),
 )}

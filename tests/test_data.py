@@ -239,3 +239,26 @@ def test_streamed_batches_are_the_in_memory_batches(tmp_path):
     assert len(streamed) == 12
     for (xs, ys), (xm, ym) in zip(streamed, in_memory):
         assert xs.shape == (8, 3, 3, 1) and np.array_equal(xs, xm) and np.array_equal(ys, ym)
+
+
+def test_cifar100_from_the_keras_cache_with_its_class_names(tmp_path):
+    import pickle
+
+    from ganlib.data import DatasetNotFoundError, load_dataset
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("test", 100)):
+        with open(folder / split, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"fine_labels": [i % 100 for i in range(n)], b"coarse_labels": [0] * n}, f, protocol=2)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="cifar-100-python.tar.gz"):
+        load_dataset("cifar100", "train", str(tmp_path / "elsewhere"))
+    assert load_dataset("cifar100", "train", str(tmp_path)).class_names[7] == "class07"  # without the meta file
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [f"n{i}".encode() for i in range(100)], b"coarse_label_names": []}, f)
+    train = load_dataset("cifar100", "train", str(tmp_path))
+    assert train.images.shape == (200, 32, 32, 3) and train.num_classes == 100 and train.class_names[7] == "n7"
+    assert len(load_dataset("cifar100", "test", str(tmp_path))) == 100 and train.labels[:3].tolist() == [0, 1, 2]
