@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ("train", "study", "metrics", "memory", "quality", "folder")  # run by default
+ORDER = ("train", "torch", "study", "overhead", "metrics", "memory", "quality", "folder")  # run by default
 EXTRA = ("output_conv",)  # run only when named with --only (the investigation behind an applied change)
 SCRIPTS = {"output_conv": "probe_output_conv.py"}
 
@@ -56,6 +56,8 @@ def command(name: str, quick: bool, out: Path, metrics_args: str):
         else:
             json_path = None
         return cmd, json_path
+    if name == "torch" and not (ROOT / ".venv-torch" / "bin" / "python").exists():
+        return None, None  # PyTorch is not installed: `python benchmarks/bench_torch.py --setup`
     if quick:
         cmd.append("--quick")
     return cmd + ["--json", str(json_path)], json_path
@@ -81,6 +83,16 @@ def headline(name: str, result: dict) -> list:
             lines.append(f"{row['layout']:16s} {row['runs/hour']:7.0f} runs/hour")
         for key, values in result.get("ratios", {}).items():
             lines.append(f"ratio {key}: {median(values):.2f}")
+    elif name in ("torch", "overhead"):
+        for row in result.get("table", []):
+            lines.append(f"{row['variant']:30s} {row['images/s']:7.1f} images/s")
+        for key, values in result.get("ratios", {}).items():
+            if "best" in key:
+                lines.append(f"ratio {key}: {median(values):.2f} (wall), "
+                             f"{median(result['cpu_time_ratios'][key]):.2f} (CPU time)")
+        if "medians" in result:
+            lines.append(f"fixed costs {result['medians']['fixed %']:.1f}% of a run "
+                         f"({result['medians']['run seconds']:.0f} s); {result['runs_per_hour']:.0f} runs/hour")
     elif name == "folder":
         for row in result.get("table", []):
             lines.append(f"{row['load']:34s} {row['seconds']:6.2f} s ({row['images']} images)")
@@ -131,7 +143,9 @@ def main(argv=None) -> int:
         cmd, json_path = command(name, args.quick, out, args.metrics_args)
         if cmd is None:
             present = (HERE / SCRIPTS.get(name, f"bench_{name}.py")).exists()
-            print(f"=== bench_{name}: skipped ({'no --quick mode' if present else 'not present'})")
+            why = ("no PyTorch: python benchmarks/bench_torch.py --setup" if name == "torch" and present else
+                   "no --quick mode" if present else "not present")
+            print(f"=== bench_{name}: skipped ({why})")
             continue
         print(f"=== bench_{name}: {' '.join(shlex.quote(c) for c in cmd[1:])}", flush=True)
         t0 = time.perf_counter()

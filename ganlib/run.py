@@ -177,7 +177,9 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
         if finished is not None:
             return finished
         run.remove_temp_files()  # left by writes that a kill interrupted
-        configure_threads(config.threads)
+        timer = PhaseTimer()
+        timer.start("import")
+        configure_threads(config.threads)  # the first TensorFlow import of a fresh process
         previous = run.read_summary()
         if previous.get("config_hash") not in (None, config.hash):  # an untrained attempt of another config
             previous = {}
@@ -187,7 +189,7 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
                            started_at=previous.get("started_at", now()), attempts=previous.get("attempts", 0) + 1,
                            error=None, traceback=None)
         try:
-            return _train(config, run, verbose, evaluate, list(callbacks))
+            return _train(config, run, verbose, evaluate, list(callbacks), timer)
         except Exception as e:
             try:
                 run.update_summary(status="failed", error=f"{type(e).__name__}: {e}",
@@ -197,8 +199,27 @@ def train(config: Union[Config, dict], run_dir: Union[str, Path], verbose: Union
             raise
 
 
-def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks) -> dict:
+class PhaseTimer:
+    """Seconds spent in each phase of a run (summary.json: timings), so fixed costs can be seen and measured."""
+
+    def __init__(self):
+        self.seconds, self._phase, self._start = {}, None, None
+
+    def start(self, phase: str) -> None:
+        now_ = time.perf_counter()
+        if self._phase is not None:
+            self.seconds[self._phase] = round(self.seconds.get(self._phase, 0.0) + now_ - self._start, 3)
+        self._phase, self._start = phase, now_
+
+    def stop(self) -> dict:
+        self.start(None)
+        return dict(self.seconds)
+
+
+def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks, timer) -> dict:
     from .data import load_for_config
+
+    timer.start("data")
 
     if config.init_from:
         check_init_from(config)
@@ -212,6 +233,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
                           f"({data.name} at {data.source} has one)")
     steps_per_epoch = config.steps_per_epoch or max(1, len(data) // config.effective_batch)
 
+    timer.start("import")
     import keras
 
     from . import callbacks as cb
@@ -224,7 +246,9 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
 
         # Before the models: a dataset too small to score is refused first, and loading (or training) the
         # feature network happens before the seed below, so it cannot change the run's random streams.
+        timer.start("metrics_setup")
         evaluate = default_evaluator(config, data.num_classes)
+    timer.start("models")
     keras.utils.set_random_seed(config.seed)
     if config.init_from:
         generator, discriminator = load_models_from(config.init_from)
@@ -268,6 +292,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         parameters={"generator": int(generator.count_params()), "discriminator": int(discriminator.count_params())},
         precision=config.resolved_precision, device=describe_device())
 
+    timer.start("training")
     started = time.perf_counter()
     if initial_epoch < config.epochs:
         from .data import training_dataset
@@ -283,8 +308,10 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
               "train_seconds_total": round(float(epochs["seconds"].sum()) if "seconds" in epochs else seconds, 3),
               "epochs_completed": int(epochs["epoch"].max()) if len(epochs) else 0}
     if divergence.reason:
-        return run.update_summary(status="diverged", error=divergence.reason, finished_at=now(), **timing)
+        return run.update_summary(status="diverged", error=divergence.reason, finished_at=now(),
+                                  timings=timer.stop(), **timing)
 
+    timer.start("saving")
     run.models_dir.mkdir(exist_ok=True)
     models = {"generator": generator, "discriminator": discriminator}
     if trainer.ema_generator is not None:
@@ -294,22 +321,48 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
             model.save(tmp)
     final, untrained = {}, None
     if evaluate is not None:
+        timer.start("final_metrics")
         final = {k: v for k, v in evaluate(trainer.sampling_generator).items()}
+        timer.start("untrained_metrics")
         untrained = evaluate_untrained(config, data, evaluate)
     from .verdict import judge
 
     verdict = judge(final, untrained, run.read_epochs(), data.num_classes, config.conditional)
     return run.update_summary(status="completed", final_metrics=final, untrained_metrics=untrained,
                               verdict=verdict["verdict"], verdict_reasons=verdict["reasons"],
-                              verdict_checks=verdict["checks"], finished_at=now(), **timing)
+                              verdict_checks=verdict["checks"], finished_at=now(), timings=timer.stop(),
+                              **timing)
 
 
 def evaluate_untrained(config: Config, data, evaluate: Callable) -> dict:
-    """The metrics of a freshly initialized generator of this configuration: the floor a run must beat."""
+    """The metrics of a freshly initialized generator of this configuration: the floor a run must beat.
+
+    Kept in the metrics cache under `Evaluator.key` (the untrained weights themselves, the evaluation and the real
+    features): variations that share a generator and seed -- they differ in D, the loss or the optimizer --
+    reuse the same numbers instead of computing them again."""
     import keras
 
     from .models import build_models
 
     keras.utils.set_random_seed(config.seed)
     generator, _ = build_models(config, data.image_shape, data.num_classes)
-    return dict(evaluate(generator))
+    key = evaluate.key(generator) if hasattr(evaluate, "key") else None
+    if key is None:
+        return dict(evaluate(generator))
+    from .metrics import cache_dir
+    from .rundir import read_json, write_json
+
+    path = cache_dir() / "untrained" / f"{key}.json"
+    try:
+        cached = read_json(path)
+    except RunDirectoryError:  # a damaged cache file: computed again and rewritten
+        cached = None
+    if cached:
+        return cached
+    metrics = dict(evaluate(generator))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, metrics)
+    except OSError:  # a read-only cache only costs the recomputation
+        pass
+    return metrics

@@ -68,6 +68,8 @@ def test_run_all_quick(tmp_path):
     assert len(study["table"]) == 2
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["train"]["peak_rss_mib"] > 0 and len(memory["table"]) == 2
+    overhead = json.loads((tmp_path / "overhead.json").read_text())
+    assert len(overhead["runs"]) == 2 and overhead["medians"]["training"] > 0 and overhead["runs_per_hour"] > 0
     folder = json.loads((tmp_path / "folder.json").read_text())
     assert [row["images"] for row in folder["table"]] == [54, 6, 54] and folder["table"][2]["memory_mapped"]
     assert "summary" in proc.stdout
@@ -82,3 +84,39 @@ def test_output_conv_probe_quick(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["checks"]["float32"]["max_relative_gradient_diff"] < 1e-4
+
+
+def test_the_torch_peer_builds_the_same_model():
+    """The PyTorch side's parameter counts, computed by hand from its layers (no torch needed), are ganlib's."""
+    import bench_torch
+
+    g = (10 * 50 + 50 * 49 + 49) + (100 * 6272 + 6272) + (129 * 128 * 16 + 128) + (128 * 128 * 16 + 128) \
+        + (128 * 49 + 1)
+    d = (10 * 50 + 50 * 784 + 784) + (2 * 128 * 9 + 128) + (128 * 128 * 9 + 128) + (6272 + 1)
+    assert (g, d) == (1169336, 196773)  # bench_train's counts, checked against ganlib's models at run time
+    assert bench_torch.BATCH == 128 and bench_torch.FILTERS == 128
+
+
+@pytest.mark.slow
+def test_torch_peer_quick(tmp_path):
+    """PyTorch goes in .venv-torch (bench_torch.py --setup, a local wheel here), never into ganlib's venv."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = os.path.join(ROOT, "benchmarks", "bench_torch.py")
+    if not os.path.exists(os.path.join(ROOT, ".venv-torch", "bin", "python")):
+        setup = subprocess.run([sys.executable, script, "--setup"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=1200)
+        assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    proc = subprocess.run([sys.executable, script, "--quick", "--json", str(tmp_path / "t.json")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert {row["variant"] for row in result["table"]} == {"ganlib float32", "ganlib mixed_bfloat16",
+                                                           "torch float32", "torch mixed_bfloat16"}
+    assert not result["failed"] and set(result["targets_met"]) == {"ganlib float32 / best torch float32",
+                                                                   "ganlib mixed_bfloat16 / best torch mixed_bfloat16"}
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    needs = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    assert not [d for d in needs if d.lower().startswith("torch")]  # a benchmark's peer, never ganlib's dependency

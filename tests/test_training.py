@@ -183,3 +183,31 @@ def test_tensorboard_without_the_package_is_refused_before_training(tmp_path, mo
     with pytest.raises(ConfigError, match=r"pip install 'ganlib\[tensorboard\]'"):
         train(tiny(tensorboard=True), tmp_path / "run", verbose=0)
     assert not (tmp_path / "run" / "metrics").exists() and not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_the_summary_times_each_phase_of_the_run(tmp_path):
+    summary = train(tiny(epochs=1, metric_samples=64), tmp_path / "run", verbose=0)
+    timings = summary["timings"]
+    assert set(timings) == {"data", "import", "metrics_setup", "models", "training", "saving", "final_metrics",
+                            "untrained_metrics"}
+    assert all(v >= 0 for v in timings.values()) and timings["training"] >= summary["train_seconds_this_attempt"] * 0.9
+
+
+def test_variations_sharing_the_untrained_generator_reuse_its_floor(tmp_path, monkeypatch):
+    from ganlib.metrics import cache_dir
+    from ganlib.metrics.evaluate import Evaluator
+
+    folder = cache_dir() / "untrained"
+    before = set(folder.glob("*.json")) if folder.exists() else set()
+    base = dict(epochs=1, metric_samples=64, seed=12345)
+    first = train(tiny(**base), tmp_path / "a", verbose=0)
+    added = set(folder.glob("*.json")) - before
+    assert len(added) == 1  # this generator, evaluation and real features: computed once, kept
+    calls = []
+    real_call = Evaluator.__call__
+    monkeypatch.setattr(Evaluator, "__call__", lambda self, g: calls.append(g) or real_call(self, g))
+    other_d = train(tiny(**base, d_lr=5e-4), tmp_path / "b", verbose=0)  # same G and seed: the same floor
+    assert other_d["untrained_metrics"] == first["untrained_metrics"] and len(calls) == 1  # the trained G only
+    other_seed = train(tiny(**{**base, "seed": 12346}), tmp_path / "c", verbose=0)
+    assert other_seed["untrained_metrics"]["fid"] != first["untrained_metrics"]["fid"] and len(calls) == 3
+    assert len(set(folder.glob("*.json")) - before) == 2

@@ -5,6 +5,7 @@ sample sizes are not comparable (FID is biased upward by ~1/N).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -87,6 +88,23 @@ class Evaluator:
         if conditional and not self.num_classes:
             raise ValueError("A conditional generator needs num_classes.")
         return seeded_samples(generator, self.n, [self.seed, 31337], self.num_classes)
+
+    def key(self, generator) -> Optional[str]:
+        """A name for what `self(generator)` returns: the generator's architecture and weights, the evaluation's
+        settings, the extractor's weights and the real features. None when the extractor has no fingerprint."""
+        import hashlib
+
+        if not self.extractor.fingerprint:
+            return None
+        # Layers by class and settings, not by name: Keras numbers unnamed layers per process.
+        layers = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
+                  for layer in generator.layers]
+        h = hashlib.sha256(json.dumps([layers, self.n, self.seed, self.num_classes, self.conditional,
+                                       self.extractor.name, self.extractor.fingerprint, 1], default=str).encode())
+        for w in generator.get_weights():
+            h.update(np.ascontiguousarray(w).tobytes())
+        h.update(np.ascontiguousarray(self.real_features).tobytes())
+        return h.hexdigest()[:20]
 
     def __call__(self, generator) -> dict:
         started = time.perf_counter()
