@@ -141,7 +141,10 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
                 papermill.execute_notebook(
                     str(notebook or NOTEBOOK), str(run_dir / "train.ipynb"), progress_bar=False,
                     parameters={**parameters, "run_dir": str(run_dir), "threads": threads},
-                    kernel_manager_class=_kernel_manager_class(env, log))
+                    kernel_manager_class=_kernel_manager_class(env, log),
+                    # Every output is on disk when the last cell ends: no need to wait (~3 s measured) for the
+                    # kernel's graceful exit (TensorFlow's teardown) before the next run can start.
+                    shutdown_kernel="immediate")
             except Exception as e:  # PapermillExecutionError (a cell raised), a dead kernel, ...
                 ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
                 error = f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"

@@ -589,3 +589,16 @@ def test_fid_inception_missing_weights_say_how_to_get_them(monkeypatch, tmp_path
     monkeypatch.delenv("GANLIB_FID_INCEPTION_WEIGHTS", raising=False)
     with pytest.raises(FI.FIDInceptionWeightsNotFoundError, match="convert .*fid_inception.npz"):
         FI.FIDInceptionFeatures()
+
+
+def test_kid_from_whole_kernel_matrices_equals_kid_subset_by_subset():
+    from ganlib.metrics import distances
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(300, 16)), rng.normal(0.2, 1.1, size=(260, 16))
+    fast = distances.kid(a, b, subsets=20, seed=5)
+    draws = np.random.default_rng(5)
+    m = distances.kid_subset_size(300, 260)
+    slow = [distances._unbiased_mmd2(a[draws.choice(300, m, replace=False)], b[draws.choice(260, m, replace=False)])
+            for _ in range(20)]
+    assert np.allclose(fast, (np.mean(slow), np.std(slow)), rtol=1e-12, atol=0)
