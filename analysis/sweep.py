@@ -48,14 +48,22 @@ def _verdict(run_dir) -> Optional[str]:
     return _summary_field(run_dir, "verdict")
 
 
-def _kernel_manager_class(env: dict, log):
+def _kernel_manager_class(env: dict, log, launcher=None):
     """A kernel manager that starts the kernel with `env` and its own output (TensorFlow's C++ logging, crash
-    messages) going to `log` instead of the worker's terminal."""
+    messages) going to `log` instead of the worker's terminal; with `launcher` (analysis.warm_kernels), the
+    kernel is forked from a warm zygote instead of importing everything itself."""
     from jupyter_client.manager import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
             return await super().start_kernel(**{"env": env, "stdout": log, "stderr": log, **kw})
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            if launcher and "ipykernel_launcher" in cmd:  # [python, -m, ipykernel_launcher, -f, FILE, ...]
+                rest = cmd[cmd.index("ipykernel_launcher") + 1:]
+                return [part.replace("{connection_file}", self.connection_file) for part in launcher[:-2]] + rest
+            return cmd
 
     return KernelManager
 
@@ -132,6 +140,9 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         gpu = worker_gpu(gpus)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per parallel run: never two runs' memory on one GPU
+        from analysis import warm_kernels
+
+        launcher = warm_kernels.pool().kernel_command(env) if warm_kernels.enabled() else None
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         error = details = None
@@ -141,7 +152,7 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
                 papermill.execute_notebook(
                     str(notebook or NOTEBOOK), str(run_dir / "train.ipynb"), progress_bar=False,
                     parameters={**parameters, "run_dir": str(run_dir), "threads": threads},
-                    kernel_manager_class=_kernel_manager_class(env, log),
+                    kernel_manager_class=_kernel_manager_class(env, log, launcher),
                     # Every output is on disk when the last cell ends: no need to wait (~3 s measured) for the
                     # kernel's graceful exit (TensorFlow's teardown) before the next run can start.
                     shutdown_kernel="immediate")

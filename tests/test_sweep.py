@@ -187,3 +187,47 @@ def test_runner_line_flags_a_run_that_did_not_learn():
     bad = run_line("x/seed1", {"status": "completed", "seconds": 9.0, "trained": True, "verdict": "did_not_learn",
                                "verdict_reasons": ["label accuracy 0.100 is at chance"]})
     assert bad.endswith("DID NOT LEARN: label accuracy 0.100 is at chance")
+
+
+PROBE_NOTEBOOK = '''# %% tags=["parameters"]
+run_dir = None
+threads = 0
+
+# %%
+import json, os, sys
+preloaded = "tensorflow" in sys.modules  # before this kernel imported anything itself
+import ganlib
+leaked = hasattr(ganlib, "_left_by_an_earlier_run")
+ganlib._left_by_an_earlier_run = True
+import matplotlib
+with open(os.path.join(run_dir, "probe.json"), "w") as f:
+    json.dump({"preloaded": preloaded, "leaked": leaked, "pid": os.getpid(), "ppid": os.getppid(),
+               "omp": os.environ.get("OMP_NUM_THREADS"), "backend": matplotlib.get_backend()}, f)
+'''
+
+
+@pytest.mark.slow
+def test_run_kernels_are_forked_fresh_from_a_warm_zygote(tmp_path):
+    from analysis import warm_kernels
+
+    notebook = tmp_path / "probe.py"
+    notebook.write_text(PROBE_NOTEBOOK)
+    probes = []
+    for i in range(2):
+        run_dir = tmp_path / f"run{i}"
+        result = sweep.execute_run(str(run_dir), {}, 1, str(tmp_path / f"log{i}"), notebook=str(notebook))
+        assert result["error"] is None, result
+        probes.append(json.loads((run_dir / "probe.json").read_text()))
+    assert all(p["preloaded"] for p in probes)  # TensorFlow was imported before the kernel ran a cell
+    assert probes[0]["pid"] != probes[1]["pid"] and probes[0]["ppid"] == probes[1]["ppid"]  # forks of one zygote
+    assert not probes[1]["leaked"]  # nothing of the first run's kernel reaches the second
+    assert all(p["omp"] == "1" and "inline" in p["backend"] for p in probes)
+    warm_kernels.pool().close()
+    # Without warm kernels the same notebook runs in an ordinary kernel.
+    os.environ["GANLIB_WARM_KERNELS"] = "0"
+    try:
+        result = sweep.execute_run(str(tmp_path / "cold"), {}, 1, str(tmp_path / "log_cold"), notebook=str(notebook))
+    finally:
+        del os.environ["GANLIB_WARM_KERNELS"]
+    cold = json.loads((tmp_path / "cold" / "probe.json").read_text())
+    assert result["error"] is None and not cold["preloaded"] and "inline" in cold["backend"]
