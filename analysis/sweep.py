@@ -140,11 +140,12 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         gpu = worker_gpu(gpus)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per parallel run: never two runs' memory on one GPU
-        from analysis import warm_kernels
-
-        launcher = warm_kernels.pool().kernel_command(env) if warm_kernels.enabled() else None
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        from analysis import warm_kernels
+
+        # The first run of a worker also waits for its zygote's start (~10 s); later runs find it warm.
+        launcher = warm_kernels.pool().kernel_command(env) if warm_kernels.enabled() else None
         error = details = None
         with open(log_file, "ab") as log, warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The specified file", UserWarning)  # papermill about `.py` input
