@@ -1,6 +1,7 @@
 """ganlib against the PyTorch loop a user would write instead: the same conditional DCGAN, the same step.
 
-    python benchmarks/bench_torch.py --setup       # once: .venv-torch with PyTorch CPU (never a ganlib dependency)
+    python benchmarks/bench_torch.py --setup       # once: .venv-torch with PyTorch CPU (never a ganlib dependency;
+                                                   # TORCH_INDEX_URL=<a CPU-wheel index> where PyPI's is CUDA's)
     python benchmarks/bench_torch.py               # ganlib f32/bf16 vs PyTorch eager/compile f32/bf16, ~10 min
     python benchmarks/bench_torch.py --quick       # 1 rep, small data, no torch.compile (checks that it runs)
 
@@ -206,6 +207,8 @@ def setup() -> int:
         subprocess.run([sys.executable, "-m", "venv", str(TORCH_VENV)], check=True)
     # The CPU build: without a pin or the CPU index pip may fetch a multi-GB CUDA build.
     cmd = [str(TORCH_VENV / "bin" / "python"), "-m", "pip", "install", "-q", f"torch=={TORCH_VERSION}", "numpy"]
+    if os.environ.get("TORCH_INDEX_URL"):  # PyTorch's CPU-wheel index, where PyPI's wheel is the CUDA build
+        cmd += ["--extra-index-url", os.environ["TORCH_INDEX_URL"]]
     return subprocess.run(cmd).returncode
 
 
