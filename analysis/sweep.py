@@ -71,6 +71,39 @@ def _kernel_manager_class(env: dict, log, launcher=None):
 SCHEDULER_TIMEOUT = "10s"
 QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.worker.memory.monitor-interval": "1s",
               "distributed.scheduler.work-stealing": False}
+
+
+def quiet_dask_environment() -> dict:
+    """QUIET_DASK as the environment variables `dask scheduler` and `dask worker` read when they start, for the
+    machines of a cluster (the local cluster gets QUIET_DASK directly)."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value) for key, value in QUIET_DASK.items()}
+
+
+def _worker_settings() -> dict:
+    import dask
+
+    return {"profile": dask.config.get("distributed.worker.profile.enabled"),
+            "monitor": dask.config.get("distributed.worker.memory.monitor-interval")}
+
+
+def noisy_workers_hint(client) -> Optional[str]:
+    """A hint for a cluster whose workers run Dask's stack profiler (every 10 ms) or a memory monitor more often
+    than once a second next to the training: on a loopback cluster they cost the runs ~5% of their speed."""
+    from dask.utils import parse_timedelta
+
+    try:
+        settings = client.run(_worker_settings)
+    except Exception:  # a worker that cannot answer: nothing to say about it
+        return None
+    noisy = [w for w, s in settings.items() if s["profile"] or parse_timedelta(s["monitor"]) < 1]
+    if not noisy:
+        return None
+    env = " ".join(f"{k}={v}" for k, v in quiet_dask_environment().items())
+    return (f"note: {len(noisy)} of {len(settings)} Dask workers run Dask's profiler or a frequent memory monitor, "
+            f"which take CPU from the training beside them; start workers and scheduler with {env} "
+            "(docs/studies.md).")
+
+
 BUSY_GRACE_SECONDS = 10  # a kernel whose Dask worker died holds its run's lock for a few seconds more
 
 
@@ -300,6 +333,9 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         from tqdm import tqdm
 
         with dask_client(scheduler, workers) as client:
+            hint = noisy_workers_hint(client) if scheduler else None
+            if hint:
+                print(hint)
             futures = {client.submit(execute_run, str(d), run.config.to_dict(), threads,
                                      str(directory.log_file(run.variation, run.seed)), gpus=gpus or None,
                                      pure=False): run

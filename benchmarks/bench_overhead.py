@@ -4,6 +4,7 @@
     python benchmarks/bench_overhead.py --seeds 5           # the whole default study (~8 min)
     python benchmarks/bench_overhead.py --read studies/quick  # an existing study directory: nothing trained
     python benchmarks/bench_overhead.py --loopback-cluster  # the same through `dask scheduler` + 2 `dask worker`s
+    python benchmarks/bench_overhead.py --loopback-cluster --dask-defaults  # ... started without the quiet settings
     python benchmarks/bench_overhead.py --quick             # a tiny 2-run study (checks that it runs)
 
 A run's time as the study runner sees it (`study_summary.json: runs.<id>.seconds`, papermill from kernel start to
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,13 +34,17 @@ FEATURE_NET_TRAINING_S = 30.0  # metrics_setup above this trained the feature ne
 
 
 @contextlib.contextmanager
-def loopback_cluster(folder: Path, workers: int = 2):
+def loopback_cluster(folder: Path, workers: int = 2, quiet: bool = True):
     """A Dask scheduler and `workers` one-thread workers on 127.0.0.1, as separate processes (a cluster's
-    layout on one machine); yields the scheduler's address."""
+    layout on one machine), started with the quiet settings docs/studies.md gives (`quiet=False`: Dask's
+    defaults); yields the scheduler's address."""
+    from analysis.sweep import quiet_dask_environment
+
+    env = {**os.environ, **(quiet_dask_environment() if quiet else {})}
     scheduler_file = folder / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         for _ in range(600):
             if scheduler_file.exists() and scheduler_file.stat().st_size:
@@ -46,7 +52,7 @@ def loopback_cluster(folder: Path, workers: int = 2):
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
         procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                    "--no-dashboard", "--name", f"w{i}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    "--no-dashboard", "--name", f"w{i}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL) for i in range(workers)]
         from distributed import Client
 
@@ -104,11 +110,14 @@ def main(argv=None) -> int:
     parser.add_argument("--read", help="an existing study directory to read instead of running one")
     parser.add_argument("--loopback-cluster", action="store_true", help="run through a `dask scheduler` and two "
                         "`dask worker` processes on 127.0.0.1 instead of the runner's LocalCluster")
+    parser.add_argument("--dask-defaults", action="store_true", help="with --loopback-cluster: start the scheduler "
+                        "and workers with Dask's default settings (stack profiler, 100 ms memory monitor, stealing)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        scheduler = stack.enter_context(loopback_cluster(Path(tmp))) if args.loopback_cluster else None
+        scheduler = stack.enter_context(loopback_cluster(Path(tmp), quiet=not args.dask_defaults)) \
+            if args.loopback_cluster else None
         study_dir = Path(args.read) if args.read else run_study(Path(args.study), Path(tmp), 1 if args.quick else
                                                                  args.seeds, args.quick, scheduler)
         rows = breakdown(study_dir)
@@ -128,10 +137,12 @@ def main(argv=None) -> int:
     runs_per_hour = 3600 * len(rows) / wall if wall else None
     print(f"fixed costs {medians['fixed %']:.1f}% of a run: target <= 15% {'MET' if met else 'MISSED'}; study wall "
           f"{wall} s for {len(rows)} runs: {runs_per_hour:.0f} runs/hour"
-          f"{' (loopback Dask cluster, 2 workers)' if args.loopback_cluster else ''}")
+          + (f" (loopback Dask cluster, 2 workers, {'Dask defaults' if args.dask_defaults else 'quiet'})"
+             if args.loopback_cluster else ""))
     save_json(args.json, {"benchmark": "overhead", "machine": machine(), "runs": rows, "medians": medians,
                           "study_wall_seconds": wall, "runs_per_hour": runs_per_hour, "target_met": met,
-                          "quick": args.quick, "loopback_cluster": args.loopback_cluster})
+                          "quick": args.quick, "loopback_cluster": args.loopback_cluster,
+                          "dask_defaults": args.dask_defaults})
     return 0
 
 

@@ -120,3 +120,17 @@ def test_torch_peer_quick(tmp_path):
         project = tomllib.load(f)["project"]
     needs = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
     assert not [d for d in needs if d.lower().startswith("torch")]  # a benchmark's peer, never ganlib's dependency
+
+
+@pytest.mark.slow
+def test_overhead_on_a_loopback_cluster_quick(tmp_path):
+    """A study through a separate `dask scheduler` and two `dask worker` processes, started with Dask's defaults:
+    both runs are trained there, and the runner says the workers' profiler takes CPU from the training."""
+    script = os.path.join(ROOT, "benchmarks", "bench_overhead.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--loopback-cluster", "--dask-defaults", "--json",
+                           str(tmp_path / "o.json")], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert result["loopback_cluster"] and result["dask_defaults"] and len(result["runs"]) == 2
+    assert "2 of 2 Dask workers run Dask's profiler" in proc.stdout

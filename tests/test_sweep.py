@@ -231,3 +231,28 @@ def test_run_kernels_are_forked_fresh_from_a_warm_zygote(tmp_path):
         del os.environ["GANLIB_WARM_KERNELS"]
     cold = json.loads((tmp_path / "cold" / "probe.json").read_text())
     assert result["error"] is None and not cold["preloaded"] and "inline" in cold["backend"]
+
+
+def test_quiet_dask_environment_is_what_dask_reads_at_start():
+    """The environment variables docs/studies.md gives cluster machines set exactly the local cluster's settings."""
+    import dask
+
+    collected = dask.config.collect_env(sweep.quiet_dask_environment())
+    assert {key: dask.config.get(key, config=collected) for key in sweep.QUIET_DASK} == sweep.QUIET_DASK
+
+
+@pytest.mark.parametrize("settings, noisy", [(sweep.QUIET_DASK, False),
+                                             ({"distributed.worker.profile.enabled": True}, True),
+                                             ({"distributed.worker.profile.enabled": False,
+                                               "distributed.worker.memory.monitor-interval": "100ms"}, True)])
+def test_a_cluster_with_noisy_workers_gets_a_hint(settings, noisy):
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(settings), LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        hint = sweep.noisy_workers_hint(client)
+    if noisy:
+        assert "1 of 1 Dask workers" in hint and "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in hint
+    else:
+        assert hint is None
