@@ -200,17 +200,38 @@ def verdict_callout(study: "StudyData") -> str:
                    "configurations that mostly failed as a verdict about failures.")
 
 
+def _mixed_callout(runs, groups, title: str, text: str) -> str:
+    """A warning listing the runs of each group when `groups` (one label per run) has more than one value."""
+    if groups.nunique() < 2:
+        return ""
+    items = [f"{label}: {len(ids)} runs ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
+             for label, ids in runs.groupby(groups)["run_id"].apply(list).items()]
+    return callout(title, items, "danger", text)
+
+
 def extractor_callout(study: "StudyData") -> str:
     """A prominent warning when the runs' metrics come from different feature extractors, or from extractors
     of one name with different weights (fingerprints), e.g. networks trained on two machines ("" otherwise)."""
-    runs = study.runs.dropna(subset=["extractor"]) if "extractor" in study.runs else study.runs.iloc[:0]
+    if "extractor" not in study.runs:
+        return ""
+    runs = study.runs.dropna(subset=["extractor"])
     fingerprint = runs["extractor_fingerprint"] if "extractor_fingerprint" in runs else None
     scored_by = runs["extractor"] + ("" if fingerprint is None else " @ " + fingerprint.fillna("unrecorded"))
-    if scored_by.nunique() < 2:
+    return _mixed_callout(runs, scored_by, "Runs were scored by different feature networks",
+                          "Their metrics are not comparable, and neither are the tests built on them: share one "
+                          "feature cache (GANLIB_CACHE on a shared folder), re-evaluate every run with it "
+                          "(ganlib.metrics.evaluate_run) and gather the study again.")
+
+
+def precision_callout(study: "StudyData") -> str:
+    """A prominent warning when the runs trained at different numeric precisions ("" otherwise): `precision:
+    auto` is bfloat16 on CPUs with native bf16 and float32 elsewhere, under the same configuration hash, so a
+    study run (or resumed) on machines of both kinds mixes them."""
+    if "precision_used" not in study.runs:  # gathered before ganlib recorded it
         return ""
-    items = [f"{ext}: {len(ids)} runs ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
-             for ext, ids in runs.groupby(scored_by)["run_id"].apply(list).items()]
-    return callout("Runs were scored by different feature networks", items, "danger",
-                   "Their metrics are not comparable, and neither are the tests built on them: share one feature "
-                   "cache (GANLIB_CACHE on a shared folder), re-evaluate every run with it "
-                   "(ganlib.metrics.evaluate_run) and gather the study again.")
+    runs = study.runs.dropna(subset=["precision_used"])
+    return _mixed_callout(runs, runs["precision_used"], "Runs were trained at different precisions",
+                          "Precision changes what a run learns in a fixed number of steps, so differences between "
+                          "these groups are not only the studied factors. `precision: auto` picks mixed_bfloat16 "
+                          "on CPUs with native bf16 and float32 elsewhere: run the study on machines of one kind, "
+                          "or set `precision` in its baseline (a new configuration: its runs train again).")

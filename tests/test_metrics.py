@@ -249,6 +249,27 @@ def test_the_report_warns_when_runs_were_scored_by_different_weights():
     assert "different feature networks" in warning and "bbbbbbbbbbbb: 1 runs (b/seed0)" in warning
     Study.runs = Study.runs.assign(extractor_fingerprint="aaaaaaaaaaaa")
     assert extractor_callout(Study) == ""
+    Study.runs = Study.runs.drop(columns=["extractor", "extractor_fingerprint"])  # no run was scored
+    assert extractor_callout(Study) == ""
+
+
+def test_the_report_warns_when_runs_were_trained_at_different_precisions():
+    """precision: auto is bf16 on CPUs with native bf16, float32 elsewhere, under one configuration hash."""
+    import pandas as pd
+
+    from analysis.figures import precision_callout
+
+    class Study:
+        runs = pd.DataFrame({"run_id": ["a/seed0", "a/seed1", "b/seed0", "b/seed1"],
+                             "precision_used": ["mixed_bfloat16", "float32", "float32", None]})
+
+    warning = precision_callout(Study)
+    assert "different precisions" in warning and "float32: 2 runs (a/seed1, b/seed0)" in warning
+    assert "mixed_bfloat16: 1 runs (a/seed0)" in warning
+    Study.runs = Study.runs.assign(precision_used="float32")
+    assert precision_callout(Study) == ""
+    Study.runs = Study.runs.drop(columns="precision_used")  # gathered before ganlib recorded it
+    assert precision_callout(Study) == ""
 
 
 def test_domain_classifier_trains_caches_and_reloads(digits_classifier, feature_cache, digits):
