@@ -88,7 +88,8 @@ def _worker_settings() -> dict:
 
 def noisy_workers_hint(client) -> Optional[str]:
     """A hint for a cluster whose workers run Dask's stack profiler (every 10 ms) or a memory monitor more often
-    than once a second next to the training: on a loopback cluster they cost the runs ~5% of their speed."""
+    than once a second next to the training (on a 2-core loopback cluster: ~2.5 % of the study's wall time,
+    benchmarks/README.md)."""
     from dask.utils import parse_timedelta
 
     try:
