@@ -39,13 +39,15 @@ BATCH = 128
 def patch_output_conv(generator, mode="full"):
     """Set how the generator's `g_image` layer (ganlib's OutputConv2D) computes: "plain" (TensorFlow's Conv2D,
     what ganlib built before the change), "forward" (depthwise+sum forward, TensorFlow's kernel gradient) or
-    "full" (forward and kernel gradient rewritten: ganlib's default)."""
+    "full" (forward, kernel and, since 2026-12-07, input gradient rewritten: ganlib's default; its label stays
+    "forward + kernel gradient")."""
     layer = generator.get_layer("g_image")
     if mode == "plain":
         layer.fast = False
     elif mode == "forward":
         layer.convolution_op = types.MethodType(
-            lambda self, x, k: depthwise_sum_conv(x, k, self.padding.upper(), fast_kernel_grad=False), layer)
+            lambda self, x, k: depthwise_sum_conv(x, k, self.padding.upper(), fast_kernel_grad=False,
+                                                 fast_input_grad=False), layer)
     else:
         layer.fast = True
 

@@ -63,7 +63,7 @@ def test_mixed_bfloat16_keeps_outputs_float32_and_does_not_leak_policy():
     assert keras.config.dtype_policy().name == "float32"
 
 
-@pytest.mark.parametrize("kernel,cout,padding", [(7, 1, "SAME"), (4, 3, "SAME"), (3, 2, "VALID")])
+@pytest.mark.parametrize("kernel,cout,padding", [(7, 1, "SAME"), (4, 3, "SAME"), (3, 2, "VALID"), (4, 1, "VALID")])
 def test_depthwise_sum_conv_matches_conv2d(kernel, cout, padding):
     import numpy as np
     import tensorflow as tf
