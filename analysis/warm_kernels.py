@@ -29,8 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-PRELOAD = ("tensorflow", "keras", "ganlib.run", "ganlib.metrics", "ganlib.notebook_support", "ganlib.settings_form",
-           "matplotlib.pyplot", "ipykernel.kernelapp", "papermill")
+# ganlib first: it picks TensorFlow's CPU kernels, which TensorFlow reads when first imported.
+PRELOAD = ("ganlib", "tensorflow", "keras", "ganlib.run", "ganlib.metrics", "ganlib.notebook_support",
+           "ganlib.settings_form", "matplotlib.pyplot", "ipykernel.kernelapp", "papermill")
 STARTUP_TIMEOUT = 180  # seconds for a zygote to import everything (7-10 s here; more on a loaded machine)
 
 

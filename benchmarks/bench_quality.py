@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import machine, median, quiet_tensorflow, save_json, table, versions  # noqa: E402
+from _benchutil import machine, median, prepare_tensorflow, save_json, table, versions  # noqa: E402
 
-quiet_tensorflow()
+prepare_tensorflow()
 
 FRACTIONS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)  # of the budget, where the generator is evaluated
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import ROOT, machine, median, quiet_tensorflow, save_json, spread, table  # noqa: E402
+from _benchutil import ROOT, machine, median, prepare_tensorflow, save_json, spread, table  # noqa: E402
 
 BATCH, LATENT, EMBEDDING, FILTERS, CLASSES = 128, 100, 50, 128, 10
 TORCH_VENV = ROOT / ".venv-torch"
@@ -121,7 +121,7 @@ class TorchGAN:
 # ---------------------------------------------------------------------------------------------- ganlib side
 class GanlibSide:
     def __init__(self, images, labels, precision):
-        quiet_tensorflow()
+        prepare_tensorflow()
         import keras
 
         import bench_train
@@ -154,6 +154,10 @@ def worker(args) -> int:
             import torch
 
             ready.update(torch=torch.__version__, threads=torch.get_num_threads())
+        else:
+            from ganlib.device import onednn_enabled
+
+            ready.update(onednn=onednn_enabled())
     except Exception as e:  # e.g. torch.compile without a working compiler: reported, the others go on
         ready = {"ready": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}
     print(json.dumps(ready), flush=True)
@@ -220,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=1, help="steps per variant per turn")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variants")
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16",
+                        help="comma-separated (e.g. float32 alone where bf16 is emulated and very slow)")
     parser.add_argument("--quick", action="store_true", help="1 rep, 2,048 images, no torch.compile")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--worker", choices=["torch", "ganlib"], help=argparse.SUPPRESS)
@@ -237,15 +243,18 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    quiet_tensorflow()
+    prepare_tensorflow()
     from ganlib.data import load_dataset
 
     data = load_dataset("fashion_mnist", "train")
     if args.quick:
         data = data.take(2048)
-    variants = [("ganlib", p, False) for p in ("float32", "mixed_bfloat16")]
-    variants += [("torch", p, c) for c in ((False,) if args.no_compile else (False, True))
-                 for p in ("float32", "mixed_bfloat16")]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = set(precisions) - {"float32", "mixed_bfloat16"}
+    if unknown or not precisions:
+        parser.error(f"--precisions takes float32 and/or mixed_bfloat16, not {args.precisions!r}")
+    variants = [("ganlib", p, False) for p in precisions]
+    variants += [("torch", p, c) for c in ((False,) if args.no_compile else (False, True)) for p in precisions]
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "data.npz"
         np.savez(npz, images=data.images[..., 0], labels=data.labels)
@@ -257,8 +266,9 @@ def main(argv=None) -> int:
             info = w.wait_ready()  # one at a time: a worker's warm-up (tracing, compiling) has the cores alone
             if info.get("ready"):
                 workers[name] = w
+                kernels = f", TensorFlow oneDNN {'on' if info['onednn'] else 'off'}" if "onednn" in info else ""
                 print(f"{name}: ready after {info['warmup_s']:.1f} s (params G {info['params'][0]:,}, "
-                      f"D {info['params'][1]:,})", flush=True)
+                      f"D {info['params'][1]:,}{kernels})", flush=True)
             else:
                 failed[name] = info.get("error")
                 print(f"{name}: FAILED to start: {info.get('error')}", flush=True)
@@ -289,7 +299,7 @@ def main(argv=None) -> int:
     print(table(rows, ["variant", "images/s", "min", "max", "ms/step", "CPU ms/image"]))
 
     ratios, cpu_ratios = {}, {}
-    for precision in ("float32", "mixed_bfloat16"):
+    for precision in precisions:
         ours = f"ganlib {precision}"
         peers = [n for n in names if n.startswith("torch") and n.endswith(precision)]
         for peer in peers:

@@ -24,9 +24,9 @@ import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import machine, median, quiet_tensorflow, save_json, spread  # noqa: E402
+from _benchutil import machine, median, prepare_tensorflow, save_json, spread  # noqa: E402
 
-quiet_tensorflow()
+prepare_tensorflow()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

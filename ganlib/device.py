@@ -2,7 +2,45 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "x86", "i686")
+
+
+def prefer_onednn() -> None:
+    """Ask TensorFlow for its oneDNN CPU kernels unless the user chose (TF_ENABLE_ONEDNN_OPTS set to anything).
+
+    TensorFlow turns them on by itself only on x86 CPUs with AVX512-VNNI, AVX512-BF16 or AMX; elsewhere it uses
+    its Eigen kernels, which its wheels build without AVX2/FMA. On an AVX2-only AMD EPYC (Zen 3) that made a
+    ganlib training step 2.0x slower (benchmarks/README.md, "oneDNN"). TensorFlow reads the variable once, when
+    it is first imported: hence this runs on `import ganlib` (see `onednn_hint` for the other order)."""
+    if is_x86():
+        os.environ.setdefault(ONEDNN_VARIABLE, "1")
+
+
+def onednn_enabled():
+    """Whether this process's TensorFlow runs its oneDNN CPU kernels (None: TensorFlow does not say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own check; no public API exists
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def onednn_hint(enabled, x86: bool, chosen) -> str:
+    """What to tell a user whose TensorFlow runs without oneDNN on x86 though they did not turn it off ("": all
+    well). `chosen` is TF_ENABLE_ONEDNN_OPTS as the user set it before ganlib (None: unset)."""
+    if enabled is not False or not x86 or (chosen is not None and chosen.strip().lower() in ("0", "false", "off")):
+        return ""
+    return ("TensorFlow runs without its oneDNN CPU kernels here (it was imported before ganlib, which turns them "
+            "on; TensorFlow does by itself only on CPUs with AVX512-VNNI/BF16 or AMX). Training is about 2x "
+            "slower on such CPUs: import ganlib before tensorflow/keras, or start Python with "
+            "TF_ENABLE_ONEDNN_OPTS=1 (=0 to keep this setting and silence this note).")
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,10 +82,9 @@ def visible_gpus() -> list:
 
 def describe() -> dict:
     """The device a run trains on, for its summary.json: {"kind": "GPU" or "CPU", "name", "count", "tensorflow",
-    "cpu_threads", "cuda_visible_devices"}. TensorFlow puts the models on the first GPU when it sees one (a CUDA build of TensorFlow,
-    see docs/configuration.md "GPU"); otherwise on the CPU."""
-    import os
-
+    "cpu_threads", "cuda_visible_devices", "onednn"}. TensorFlow puts the models on the first GPU when it sees one
+    (a CUDA build of TensorFlow, see docs/configuration.md "GPU"); otherwise on the CPU. "onednn": whether its
+    oneDNN CPU kernels ran (numbers differ from Eigen's in the last bits; speed by up to 2x)."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -58,6 +95,7 @@ def describe() -> dict:
         except (ValueError, RuntimeError):
             name = gpus[0].name
     return {"kind": "GPU" if gpus else "CPU", "name": name, "count": len(gpus) or 1, "tensorflow": tf.__version__,
+            "onednn": onednn_enabled(),
             "cpu_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 

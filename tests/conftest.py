@@ -9,6 +9,8 @@ os.environ.setdefault("GANLIB_FOLDER_CACHE", tempfile.mkdtemp(prefix="ganlib-fol
 
 import pytest  # noqa: E402
 
+import ganlib  # noqa: E402,F401  (before any test module imports TensorFlow: the CPU kernels users get)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
