@@ -235,6 +235,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = set(precisions) - {"float32", "mixed_bfloat16"}
+    if unknown or not precisions:
+        parser.error(f"--precisions takes float32 and/or mixed_bfloat16, not {args.precisions!r}")
     if args.setup:
         return setup()
     if args.quick:
@@ -249,10 +253,6 @@ def main(argv=None) -> int:
     data = load_dataset("fashion_mnist", "train")
     if args.quick:
         data = data.take(2048)
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    unknown = set(precisions) - {"float32", "mixed_bfloat16"}
-    if unknown or not precisions:
-        parser.error(f"--precisions takes float32 and/or mixed_bfloat16, not {args.precisions!r}")
     variants = [("ganlib", p, False) for p in precisions]
     variants += [("torch", p, c) for c in ((False,) if args.no_compile else (False, True)) for p in precisions]
     with tempfile.TemporaryDirectory() as tmp:

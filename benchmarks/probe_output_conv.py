@@ -70,6 +70,13 @@ def _kernel_grad(x, k, dy):
     return tape.gradient(y, k, output_gradients=dy)
 
 
+def _input_grad(x, k, dy):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = depthwise_sum_conv(x, k)
+    return tape.gradient(y, x, output_gradients=dy)
+
+
 def layer_probe(reps):
     x = tf.Variable(tf.random.normal((BATCH, 28, 28, 128)))
     k = tf.Variable(tf.random.normal((7, 7, 128, 1)) * 0.02)
@@ -88,6 +95,8 @@ def layer_probe(reps):
         "g_image as depthwise+sum forward": (flops, lambda: tf.reduce_sum(depthwise_sum_conv(x, k))),
         "g_image kernel gradient as depthwise over batch": (flops, lambda: tf.reduce_sum(
             _kernel_grad(x, k, dy))),
+        "g_image input gradient as depthwise (flipped kernel)": (flops, lambda: tf.reduce_sum(
+            _input_grad(x, k, dy))),
         "g_up1 conv2d_transpose forward (for comparison)": (flops_t, lambda: tf.reduce_sum(
             tf.nn.conv2d_transpose(xt, kt, (BATCH, 28, 28, 128), 2, "SAME"))),
     }
@@ -95,14 +104,17 @@ def layer_probe(reps):
     ref = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[7, 7, 128, 1], out_backprop=dy, strides=s,
                                           padding="SAME")
     err_k = float(tf.reduce_max(tf.abs(_kernel_grad(x, k, dy) - ref)) / tf.reduce_max(tf.abs(ref)))
+    ref_x = tf.raw_ops.Conv2DBackpropInput(input_sizes=[BATCH, 28, 28, 128], filter=k, out_backprop=dy, strides=s,
+                                           padding="SAME")
+    err_x = float(tf.reduce_max(tf.abs(_input_grad(x, k, dy) - ref_x)) / tf.reduce_max(tf.abs(ref_x)))
     rows = {}
     for name, (f, fn) in cases.items():
         fn = tf.function(fn)
         ms = timed(lambda: fn().numpy(), reps)
         rows[name] = {"ms": ms, "GFLOP/s": f / ms / 1e6}
-        print(f"  {name:48s} {ms:7.1f} ms  {f / ms / 1e6:6.0f} GFLOP/s", flush=True)
+        print(f"  {name:52s} {ms:7.1f} ms  {f / ms / 1e6:6.0f} GFLOP/s", flush=True)
     print(f"  max |depthwise+sum - conv2d| = {err:.1e} (outputs of magnitude ~1); kernel gradient: max relative "
-          f"difference {err_k:.1e}")
+          f"difference {err_k:.1e}; input gradient: {err_x:.1e}")
     return rows, err
 
 

@@ -3,8 +3,8 @@
 `OutputConv2D` is a `Conv2D` with the same weights and numbers whose forward pass and gradients use a
 formulation TensorFlow's CPU kernels run much faster when there are only 1-4 output channels (the generator's
 image layer): measured 1.26-1.31x per float32 training step, 1.36-1.42x in mixed_bfloat16
-(`benchmarks/probe_output_conv.py`, `benchmarks/README.md`); on an AVX2-only CPU 1.31x with the input gradient
-rewritten too.
+(`benchmarks/probe_output_conv.py`, `benchmarks/README.md`); on an AVX2-only CPU 1.13-1.14x with TensorFlow's
+oneDNN kernels, 1.64x without them (there the rewritten input gradient matters most).
 """
 from __future__ import annotations
 

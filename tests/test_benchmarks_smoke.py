@@ -135,3 +135,12 @@ def test_overhead_on_a_loopback_cluster_quick(tmp_path):
     result = json.loads((tmp_path / "o.json").read_text())
     assert result["loopback_cluster"] and result["dask_defaults"] and len(result["runs"]) == 2
     assert "2 of 2 Dask workers run Dask's profiler" in proc.stdout
+
+
+def test_torch_peer_refuses_unknown_precisions_before_any_work(capsys):
+    import bench_torch
+
+    with pytest.raises(SystemExit) as exit_info:
+        bench_torch.main(["--precisions", "float32,fp8", "--torch-python", "/nonexistent/python"])
+    assert exit_info.value.code == 2
+    assert "--precisions takes float32 and/or mixed_bfloat16" in capsys.readouterr().err
