@@ -13,9 +13,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from analysis.page_html import (CSS, STATUS_COLORS, callout, data_uri, direction_note, esc, extractor_callout,  # noqa: E402,F401
-                                figure, fmt, img, notebook_href, page_header, png_bytes, precision_callout, show,
-                                status_counts, status_html, table, traversal_html, verdict_callout)
+from analysis.page_html import (CSS, STATUS_COLORS, callout, caution_callout, data_uri, direction_note, esc,  # noqa: E402,F401
+                                extractor_callout, figure, fmt, img, notebook_href, page_header, png_bytes,
+                                precision_callout, show, status_counts, status_html, table, traversal_html,
+                                verdict_callout)
 from analysis.plots import CURVES, _label, box_strip, budget_figure, curve_figure, effect_plot, set_style  # noqa: E402,F401
 from analysis.run_media import (benchmark_noise, epoch_of, generated_samples, load_generator,  # noqa: E402,F401
                                 sample_files, training_gif, training_images, traversal_frames)

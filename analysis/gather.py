@@ -24,6 +24,7 @@ import pandas as pd
 from ganlib.config import Config
 from analysis.studydir import TABLE_NAMES, StudyDirectory
 from ganlib.rundir import RunDirectory
+from ganlib.verdict import caution
 
 ID_COLUMNS = ["study", "variation", "seed", "run_id"]
 BATCH_COLUMNS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
@@ -96,6 +97,10 @@ def read_run(info: dict):
     row["extractor_kind"] = final.get("extractor_kind")  # in words: classifier, self-supervised, ImageNet
     row["verdict"] = summary.get("verdict")  # ganlib.verdict: learned, did_not_learn, unverified (None: older runs)
     row["verdict_reasons"] = "; ".join(summary.get("verdict_reasons") or []) or None
+    cautions = summary.get("verdict_cautions")
+    if cautions is None and summary.get("verdict"):  # judged before ganlib gave cautions: from its metrics
+        cautions = caution(final)
+    row["verdict_cautions"] = "; ".join(cautions or []) or None  # e.g. little variety
     row["precision_used"] = summary.get("precision")
     row["device"] = (summary.get("device") or {}).get("kind")  # GPU or CPU (None: trained before it was recorded)
     untrained = summary.get("untrained_metrics") or {}

@@ -185,19 +185,40 @@ def page_header(study: "StudyData") -> str:
                   f"({esc(status_counts(study.runs))}) · <code>{esc(study.dir)}</code></p>") + verdict_callout(study)
 
 
+def _run_items(runs: pd.DataFrame, column: str, most: int = 12) -> list:
+    """"run_id: text" for the first `most` runs, then how many more (the Runs page lists them all)."""
+    items = [f"{run_id}: {text}" for run_id, text in zip(runs["run_id"].head(most), runs[column].head(most))]
+    return items + ([f"… and {len(runs) - most} more (see Runs)"] if len(runs) > most else [])
+
+
 def verdict_callout(study: "StudyData") -> str:
     """A prominent warning listing the completed runs that did not learn ("" when there are none)."""
     bad = study.did_not_learn
     if bad.empty:
         return ""
-    items = [f"{r.run_id}: {r.verdict_reasons}" for r in bad.head(12).itertuples()]
-    if len(bad) > 12:
-        items.append(f"… and {len(bad) - 12} more (see Runs)")
-    return callout(f"{len(bad)} of {len(study.completed)} completed runs did not learn", items, "danger",
+    return callout(f"{len(bad)} of {len(study.completed)} completed runs did not learn",
+                   _run_items(bad, "verdict_reasons"), "danger",
                    "Their samples are no better than an untrained generator's by the checks of ganlib.verdict. "
                    "Rankings and 'best' picks leave them out; the statistical tests still include their metric "
                    "values (failing to learn is part of what a configuration does), so read a verdict about "
                    "configurations that mostly failed as a verdict about failures.")
+
+
+def caution_callout(study: "StudyData") -> str:
+    """A warning listing the runs that learned with a caution of ganlib.verdict, e.g. little variety ("" when
+    none): they are ranked and tested like the others, but their samples of a class look alike."""
+    if "verdict_cautions" not in study.runs:  # gathered before ganlib gave cautions
+        return ""
+    flagged = study.learned.dropna(subset=["verdict_cautions"])
+    if flagged.empty:
+        return ""
+    return callout(f"{len(flagged)} of {len(study.learned)} runs that learned have a caution",
+                   _run_items(flagged, "verdict_cautions"), "warning",
+                   "They passed every check of ganlib.verdict, so they are ranked and tested, but read their "
+                   "metrics with this in mind. Little variety: recall (the share of real test images that lie "
+                   "near some generated image) is below 0.1, where two sets of real images score ~0.9, so the "
+                   "samples of a class look alike; label accuracy and FID can still look good. More training "
+                   "steps or a less collapse-prone recipe usually help; compare the rows of the Gallery's grids.")
 
 
 def _mixed_callout(runs, groups, title: str, text: str) -> str:

@@ -125,6 +125,8 @@ def run_line(run_id: str, result: dict) -> str:
             + (f" - {result['error']}" if result.get("error") else ""))
     if result.get("verdict") == "did_not_learn":
         line += " - DID NOT LEARN: " + "; ".join(result.get("verdict_reasons") or [])
+    elif result.get("verdict_cautions"):  # their first clause: the report has the whole sentences
+        line += " - caution: " + "; ".join(c.split(" (")[0] for c in result["verdict_cautions"])
     return line
 
 
@@ -167,7 +169,7 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         if status in FINISHED:  # finished since it was planned (e.g. by another runner)
             done = RunDirectory(run_dir).read_summary()
             return {**result, "status": status, "verdict": done.get("verdict"),
-                    "verdict_reasons": done.get("verdict_reasons")}
+                    "verdict_reasons": done.get("verdict_reasons"), "verdict_cautions": done.get("verdict_cautions")}
         import papermill
 
         env = {**os.environ, **{k: str(threads) for k in THREAD_ENV}}  # limit every thread pool of the kernel
@@ -209,7 +211,7 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         return {**result, "status": summary.get("status") or "failed", "error": summary.get("error") or error,
                 "seconds": round(time.perf_counter() - started, 1), "trained": True,
                 "attempts": summary.get("attempts"), "verdict": summary.get("verdict"),
-                "verdict_reasons": summary.get("verdict_reasons")}
+                "verdict_reasons": summary.get("verdict_reasons"), "verdict_cautions": summary.get("verdict_cautions")}
     finally:
         lock.release()
 

@@ -54,6 +54,8 @@ def outcome_line(summary: dict) -> str:
     elif verdict:
         line += f"; verdict: {verdict}" + (f" ({'; '.join(summary['verdict_reasons'])})"
                                             if summary.get("verdict_reasons") else "")
+        if summary.get("verdict_cautions"):
+            line += "\ncaution: " + "; ".join(summary["verdict_cautions"])
     return line
 
 

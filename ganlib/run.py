@@ -343,7 +343,8 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     verdict = judge(final, untrained, run.read_epochs(), data.num_classes, config.conditional)
     return run.update_summary(status="completed", final_metrics=final, untrained_metrics=untrained,
                               verdict=verdict["verdict"], verdict_reasons=verdict["reasons"],
-                              verdict_checks=verdict["checks"], finished_at=now(), timings=timer.stop(),
+                              verdict_checks=verdict["checks"], verdict_cautions=verdict["cautions"],
+                              finished_at=now(), timings=timer.stop(),
                               **timing)
 
 

@@ -489,6 +489,8 @@ def test_a_healthy_short_run_learned(use_cache, digits_classifier, tmp_path):
     summary = train(config, tmp_path / "healthy", verbose=0)
     assert summary["verdict"] == "learned", summary["verdict_reasons"]
     assert summary["final_metrics"]["fid"] < 0.5 * summary["untrained_metrics"]["fid"]
+    recall = summary["final_metrics"]["recall"]
+    assert bool(summary["verdict_cautions"]) == (recall < 0.1)  # written to summary.json by the run
 
 
 # ---------------------------------------------------------------------------------------------- folders without classes

@@ -175,7 +175,8 @@ def test_overview_ranks_only_runs_that_learned(study, tmp_path):
     shutil.copytree(study, copy)
     for summary_file in (copy / "runs" / "baseline").glob("seed*/summary.json"):
         summary = json.loads(summary_file.read_text())
-        summary.update(verdict="learned", verdict_reasons=[])
+        cautions = ["little variety: recall 0.010 < 0.1"] if summary_file.parent.name == "seed0" else []
+        summary.update(verdict="learned", verdict_reasons=[], verdict_cautions=cautions)
         summary_file.write_text(json.dumps(summary))
     gather(copy)
     result = report.build(copy, tmp_path / "preview", pages=["index"], log=lambda *a: None)
@@ -188,6 +189,7 @@ def test_overview_ranks_only_runs_that_learned(study, tmp_path):
     assert rows[1][head.index(f"median final_fid")] in ("", "–", "nan", "NaN")  # nothing learned: no median
     assert "Best configuration by median final_fid: baseline" in out
     assert "2 of 4 completed runs did not learn" in out
+    assert "1 of 2 runs that learned have a caution" in out and "baseline/seed0: little variety" in out
 
 
 def test_statistics_tables(preview):

@@ -187,6 +187,9 @@ def test_runner_line_flags_a_run_that_did_not_learn():
     bad = run_line("x/seed1", {"status": "completed", "seconds": 9.0, "trained": True, "verdict": "did_not_learn",
                                "verdict_reasons": ["label accuracy 0.100 is at chance"]})
     assert bad.endswith("DID NOT LEARN: label accuracy 0.100 is at chance")
+    careful = run_line("y/seed2", {"status": "completed", "seconds": 9.0, "trained": True, "verdict": "learned",
+                                   "verdict_cautions": ["little variety: recall 0.010 < 0.1 (real images ...)"]})
+    assert careful == "y/seed2: completed in 9s - caution: little variety: recall 0.010 < 0.1"
 
 
 PROBE_NOTEBOOK = '''# %% tags=["parameters"]

@@ -47,3 +47,27 @@ def test_without_metrics_only_the_log_is_judged():
 
 def test_non_finite_fid_did_not_learn():
     assert judge({"fid": float("nan")}, UNTRAINED, HEALTHY_LOG, 10, False)["verdict"] == DID_NOT_LEARN
+
+
+def test_little_variety_is_a_caution_not_a_failure():
+    v = judge({"fid": 12.0, "label_accuracy": 0.85, "recall": 0.012, "coverage": 0.18}, UNTRAINED, HEALTHY_LOG, 10,
+              True)
+    assert v["verdict"] == LEARNED and v["reasons"] == []
+    assert len(v["cautions"]) == 1 and v["cautions"][0].startswith("little variety: recall 0.012 < 0.1")
+    assert v["cautions"] == ["little variety: recall 0.012 < 0.1 (real images ~0.9), coverage 0.18: samples of a "
+                             "class look alike"]
+    # recall at the threshold or above, or not measured: no caution
+    for metrics in ({"fid": 12.0, "label_accuracy": 0.85, "recall": 0.1}, {"fid": 12.0, "label_accuracy": 0.85}):
+        assert judge(metrics, UNTRAINED, HEALTHY_LOG, 10, True)["cautions"] == []
+    # a run that did not learn keeps its reasons; the caution comes beside them
+    failed = judge({"fid": 111.7, "label_accuracy": 0.1, "recall": 0.0}, UNTRAINED, HEALTHY_LOG, 10, True)
+    assert failed["verdict"] == DID_NOT_LEARN and failed["cautions"]
+
+
+def test_the_notebook_line_shows_a_caution_after_the_verdict():
+    from ganlib.notebook_support import outcome_line
+
+    line = outcome_line({"status": "completed", "verdict": "learned", "verdict_reasons": [],
+                         "verdict_cautions": ["little variety: recall 0.010 < 0.1"]})
+    assert line == "status: completed; verdict: learned\ncaution: little variety: recall 0.010 < 0.1"
+    assert "caution" not in outcome_line({"status": "completed", "verdict": "learned", "verdict_reasons": []})
