@@ -17,7 +17,7 @@ def prefer_onednn() -> None:
 
     TensorFlow turns them on by itself only on x86 CPUs with AVX512-VNNI, AVX512-BF16 or AMX; elsewhere it uses
     its Eigen kernels, which its wheels build without AVX2/FMA. On an AVX2-only AMD EPYC (Zen 3) that made a
-    ganlib training step 2.0x slower (benchmarks/README.md, "oneDNN"). TensorFlow reads the variable once, when
+    ganlib training step 2.1x slower (benchmarks/README.md, "oneDNN"). TensorFlow reads the variable once, when
     it is first imported: hence this runs on `import ganlib` (see `onednn_hint` for the other order)."""
     if is_x86():
         os.environ.setdefault(ONEDNN_VARIABLE, "1")
