@@ -194,11 +194,15 @@ def test_the_summary_times_each_phase_of_the_run(tmp_path):
 
 
 def test_variations_sharing_the_untrained_generator_reuse_its_floor(tmp_path, monkeypatch):
-    from ganlib.metrics import cache_dir
+    import ganlib.metrics
     from ganlib.metrics.evaluate import Evaluator
 
-    folder = cache_dir() / "untrained"
-    before = set(folder.glob("*.json")) if folder.exists() else set()
+    # A fresh folder for the floors (the feature networks stay cached): an earlier run of this test in the same
+    # checkout must not have left these floors behind.
+    fresh = tmp_path / "cache"
+    monkeypatch.setattr(ganlib.metrics, "cache_dir", lambda path=None: fresh)
+    folder = fresh / "untrained"
+    before = set()
     base = dict(epochs=1, metric_samples=64, seed=12345)
     first = train(tiny(**base), tmp_path / "a", verbose=0)
     added = set(folder.glob("*.json")) - before
