@@ -11,7 +11,6 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from . import device as _device  # noqa: E402  (standard library only)
 
 # Before TensorFlow is imported: its fast CPU kernels are opt-in on most x86 CPUs (see device.prefer_onednn).
-_ONEDNN_CHOSEN = _os.environ.get(_device.ONEDNN_VARIABLE)
 _device.prefer_onednn()
 
 __version__ = "0.1.0"

@@ -6,6 +6,8 @@ import os
 import platform
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+# The user's own setting, read when `import ganlib` first loads this module, before prefer_onednn() sets it.
+USER_ONEDNN_SETTING = os.environ.get(ONEDNN_VARIABLE)
 
 
 def is_x86() -> bool:
@@ -41,6 +43,15 @@ def onednn_hint(enabled, x86: bool, chosen) -> str:
             "on; TensorFlow does by itself only on CPUs with AVX512-VNNI/BF16 or AMX). Training is about 2x "
             "slower on such CPUs: import ganlib before tensorflow/keras, or start Python with "
             "TF_ENABLE_ONEDNN_OPTS=1 (=0 to keep this setting and silence this note).")
+
+
+def warn_without_onednn() -> None:
+    """Say so (a RuntimeWarning) when TensorFlow was imported before ganlib and runs without oneDNN."""
+    import warnings
+
+    hint = onednn_hint(onednn_enabled(), is_x86(), USER_ONEDNN_SETTING)
+    if hint:
+        warnings.warn(hint, RuntimeWarning, stacklevel=3)
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from . import __version__
 from .config import Config, ConfigError
-from .device import describe as describe_device
+from .device import describe as describe_device, warn_without_onednn
 from .rundir import RunDirectory, RunDirectoryError, atomic_path, load_arrays, load_keras_model, now
 
 
@@ -29,17 +28,6 @@ def configure_threads(threads: int) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
         except RuntimeError:  # already initialized in this process: keep going with its pools
             pass
-
-
-def warn_without_onednn() -> None:
-    """Say so when TensorFlow was imported before ganlib and so runs without its fast CPU kernels."""
-    import ganlib
-
-    from .device import is_x86, onednn_enabled, onednn_hint
-
-    hint = onednn_hint(onednn_enabled(), is_x86(), ganlib._ONEDNN_CHOSEN)
-    if hint:
-        warnings.warn(hint, RuntimeWarning, stacklevel=3)
 
 
 def benchmark_noise(config: Config, num_classes: int):

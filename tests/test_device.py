@@ -12,7 +12,7 @@ PROBE = """
 import json, warnings
 {first}
 from ganlib.device import onednn_enabled
-from ganlib.run import warn_without_onednn
+from ganlib.device import warn_without_onednn
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     warn_without_onednn()
