@@ -37,6 +37,7 @@ class StudyTables:
     epochs: pd.DataFrame
     stability: Optional[pd.DataFrame] = None
     rolling: Optional[pd.DataFrame] = None
+    classes: Optional[pd.DataFrame] = None  # class-aware final metrics: one row per (run, class)
 
 
 def study_runs(study_dir) -> list:
@@ -60,7 +61,8 @@ def _number(v) -> bool:
 
 
 def read_run(info: dict):
-    """(row of the runs table, epochs DataFrame) of one run; problems go into `status`/`read_error`."""
+    """(row of the runs table, epochs DataFrame, class rows) of one run; problems go into `status`/`read_error`.
+    The class rows are the run's `final_class_metrics` in long form (class, class_name, fid, recall, ...)."""
     run = RunDirectory(info["run_dir"])
     problems = []
     row = {k: info[k] for k in ID_COLUMNS}
@@ -116,15 +118,32 @@ def read_run(info: dict):
         epochs = epochs.copy()
         for i, k in enumerate(ID_COLUMNS):
             epochs.insert(i, k, info[k])
-    return row, epochs
+    return row, epochs, _class_rows(info, summary)
+
+
+def _class_rows(info: dict, summary: dict) -> list:
+    per_class = summary.get("final_class_metrics") or {}
+    names = (summary.get("dataset") or {}).get("classes") or []
+    try:
+        columns = {k: list(v) for k, v in per_class.items() if isinstance(v, list)}
+        rows = []
+        for i, c in enumerate(columns.get("class", [])):
+            row = {k: info[k] for k in ID_COLUMNS}
+            row.update(class_index=int(c), class_name=str(names[c]) if 0 <= c < len(names) else str(c))
+            row.update({k: v[i] for k, v in columns.items() if k != "class"})
+            rows.append(row)
+        return rows
+    except (TypeError, ValueError, IndexError):  # a damaged summary: its runs-table row says what is wrong
+        return []
 
 
 def read_tables(study_dir) -> tuple:
-    """(runs, epochs) DataFrames of a study."""
-    rows, frames = [], []
+    """(runs, epochs, classes) DataFrames of a study."""
+    rows, frames, class_rows = [], [], []
     for info in study_runs(study_dir):
-        row, epochs = read_run(info)
+        row, epochs, classes = read_run(info)
         rows.append(row)
+        class_rows.extend(classes)
         if epochs is not None and len(epochs):
             frames.append(epochs)
     runs = pd.DataFrame(rows)
@@ -134,7 +153,8 @@ def read_tables(study_dir) -> tuple:
                               "read_error"]
         runs = runs[[c for c in runs if c not in tail] + tail]
     epochs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS + ["epoch"])
-    return runs, epochs
+    classes = pd.DataFrame(class_rows, columns=None if class_rows else ID_COLUMNS + ["class_index", "class_name"])
+    return runs, epochs, classes
 
 
 def load_batches(study_dir, run_ids=None) -> pd.DataFrame:
@@ -213,8 +233,8 @@ def save_tables(tables: StudyTables, study_dir) -> Path:
 
 def gather(study_dir, save: bool = True, batches: bool = True, window: int = 50) -> StudyTables:
     """All tables of a study; saved to `<study_dir>/tables/*.parquet` unless save=False."""
-    runs, epochs = read_tables(study_dir)
-    tables = StudyTables(runs, epochs, *(batch_summaries(study_dir, window) if batches else (None, None)))
+    runs, epochs, classes = read_tables(study_dir)
+    tables = StudyTables(runs, epochs, *(batch_summaries(study_dir, window) if batches else (None, None)), classes)
     if save:
         save_tables(tables, study_dir)
     return tables

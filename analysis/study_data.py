@@ -41,6 +41,7 @@ class StudyData:
     epochs: pd.DataFrame
     stability: Optional[pd.DataFrame] = None
     summary: dict = field(default_factory=dict)
+    classes: Optional[pd.DataFrame] = None  # class-aware final metrics, one row per (run, class)
 
     @property
     def name(self) -> str:
@@ -132,6 +133,20 @@ class StudyData:
                 and pd.api.types.is_numeric_dtype(self.runs[c]) and np.isfinite(self.runs[c].astype(float)).any()]
         return sorted(cols, key=lambda c: (c != self.primary_metric, METRIC_ORDER.index(c[len("final_"):])))
 
+    def class_table(self, metric: str) -> Optional[pd.DataFrame]:
+        """Median of a class-aware metric ("recall", "coverage" or "fid") over the completed seeds: one row per
+        class, one column per configuration; None when no run recorded class-aware metrics."""
+        if self.classes is None or not len(self.classes) or metric not in self.classes:
+            return None
+        done = self.completed[["variation", "seed"]]
+        rows = self.classes.merge(done, on=["variation", "seed"])
+        if not len(rows):
+            return None
+        table = rows.pivot_table(index=["class_index", "class_name"], columns="variation", values=metric,
+                                 aggfunc="median")
+        table = table[[v for v in self.variations if v in table.columns]]
+        return table.reset_index(level=0, drop=True).rename_axis(index="class", columns=None)
+
     def has_metric(self, metric: Optional[str] = None) -> bool:
         metric = metric or self.primary_metric
         return metric in self.runs and np.isfinite(pd.to_numeric(self.completed[metric], errors="coerce")).any()
@@ -195,4 +210,4 @@ def open_study(study_dir) -> StudyData:
     epochs = directory.read_table("epochs")
     set_style()
     return StudyData(directory.path, directory.definition(), runs, pd.DataFrame() if epochs is None else epochs,
-                     directory.read_table("stability"), directory.read_summary())
+                     directory.read_table("stability"), directory.read_summary(), directory.read_table("classes"))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 DEFINITION, SUMMARY, RUNS, LOGS, TABLES = "study.yaml", "study_summary.json", "runs", "logs", "tables"
-TABLE_NAMES = ("runs", "epochs", "stability", "rolling")
+TABLE_NAMES = ("runs", "epochs", "stability", "rolling", "classes")
 
 
 class StudyNotReady(FileNotFoundError):

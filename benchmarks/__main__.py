@@ -103,11 +103,10 @@ def headline(name: str, result: dict) -> list:
                     lines.append(f"{precision:15s} g_image rewritten ({variant}): train_step speed-up "
                                  f"{median(r[variant]['speedup']):.2f}")
     elif name == "quality":
-        lines.append(f"target: the tutorial loop's final median FID {result['target_fid']:.2f} at "
-                     f"{result['tutorial_cpu_s']:.0f} CPU-s")
         for row in result.get("table", []):
-            lines.append(f"{row['variant']:14s} FID {row['FID']:20s} label acc {row['label acc']:22s} "
-                         f"CPU-s to reach target: {row['CPU s to reach']} (ratio {row['ratio to tutorial']})")
+            lines.append(f"{row['variant']:10s} {row['budget']:3s} FID {row['fid']:20s} intra-class FID "
+                         f"{row['intra_fid']:20s} recall {row['recall']:20s} coverage {row['coverage']:20s} "
+                         f"label acc {row['label_accuracy']}")
     elif name == "memory":
         train = result.get("train")
         if train:

@@ -1,22 +1,19 @@
-"""Quality at a fixed CPU budget: every ganlib recipe and the tutorial's own training loop, side by side.
+"""Quality against CPU time: every ganlib recipe (and optionally the tutorial's own loop), side by side.
 
-    python benchmarks/bench_quality.py                       # fashion_mnist, 60 CPU-s x 3 seeds x 5 variants
-    python benchmarks/bench_quality.py --budget 120 --seeds 5
-    python benchmarks/bench_quality.py --quick               # a smoke run (the figures mean nothing)
+    python benchmarks/bench_quality.py                        # fashion_mnist, 40 CPU-s x (1, 2, 4), 3 seeds
+    python benchmarks/bench_quality.py --recipes balanced,dcgan --seeds 5
+    python benchmarks/bench_quality.py --quick                # a smoke run (the figures mean nothing)
 
-Each variant trains for the same budget of *this process's CPU seconds* spent in training steps (evaluation
-time is not counted), evaluated at fixed fractions of the budget with ganlib's default evaluator (the dataset's
-domain-classifier features, 1,000 generated vs 1,000 test images, the same latent points for every variant):
+`--budget` is one unit of training CPU time: 40 CPU-s is what the default study's 1,350 steps of the `dcgan`
+recipe cost on 2 cores (one thread per run). Each variant trains until 4 units, with this process's CPU seconds
+spent in training steps counted (evaluation is not), and is evaluated at 1x, 2x and 4x the unit with ganlib's
+default evaluator (the dataset's domain-classifier features, 1,000 generated vs 1,000 test images, the same
+latent points for every variant; the EMA generator where the recipe has one, as runs report it).
 
-* `tutorial loop`: the tutorial's Keras code and training loop (`bench_train.ReferenceGAN`: Brownlee's cGAN,
-  128 filters, batch 128, `train_on_batch`, fakes generated twice), in float32 as the tutorial runs;
-* one row per recipe of `ganlib.recipes` (dcgan, sngan, wgan_gp, tutorial) trained by `GANTrainer`, in
-  ganlib's default precision (`auto`: printed).
-
-Printed per variant (median [min-max] over seeds): final FID, final label accuracy (share of generated images
-the domain classifier assigns to the requested class; chance = 1/classes), CPU seconds, and the CPU seconds at
-which it first reached the tutorial loop's final median FID (at an evaluation point, so an upper bound) with
-their ratio to the tutorial loop's budget ("CPU time to reach the tutorial's final FID").
+Printed per variant and budget (median [min-max] over seeds): FID, intra-class FID, recall, coverage and label
+accuracy; with the number of seeds whose recall is below 0.05 (a collapsed class structure). Variants:
+one per recipe named in `--recipes` (ganlib's `GANTrainer`, default precision), and `loop` for the tutorial's
+Keras code and training loop (`bench_train.ReferenceGAN`: Brownlee's cGAN, float32, fakes generated twice).
 """
 from __future__ import annotations
 
@@ -26,11 +23,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import machine, median, prepare_tensorflow, save_json, table, versions  # noqa: E402
+from _benchutil import machine, median, prepare_tensorflow, save_json, spread, table, versions  # noqa: E402
 
 prepare_tensorflow()
 
-FRACTIONS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)  # of the budget, where the generator is evaluated
+MULTIPLES = (1, 2, 4)  # of the budget unit, where the generator is evaluated
+METRICS = ("fid", "intra_fid", "recall", "coverage", "label_accuracy")
 
 
 class RecipeRun:
@@ -53,8 +51,11 @@ class RecipeRun:
         self.trainer.make_train_function()
         per_epoch = len(data) // cfg.effective_batch
         self.iterator = iter(training_dataset(data, cfg.effective_batch, seed, 0, 10 ** 4, per_epoch))
-        self.generator = g
         self.precision = cfg.resolved_precision
+
+    @property
+    def generator(self):
+        return self.trainer.sampling_generator  # the EMA copy when the recipe has one, as runs report
 
     def run(self, steps):
         for _ in range(steps):
@@ -78,8 +79,8 @@ class TutorialLoop:
 
 
 def train_with_budget(variant, evaluate, budget: float, chunk: int):
-    """[(cpu seconds, metrics)] at FRACTIONS of `budget` CPU seconds of training."""
-    points, cpu, marks = [], 0.0, [f * budget for f in FRACTIONS]
+    """[(cpu seconds, metrics)] at MULTIPLES of `budget` CPU seconds of training."""
+    points, cpu, marks = [], 0.0, [m * budget for m in MULTIPLES]
     variant.run(1)  # tracing and start-up: not part of the budget
     while marks:
         start = time.process_time()
@@ -89,74 +90,67 @@ def train_with_budget(variant, evaluate, budget: float, chunk: int):
             while marks and cpu >= marks[0]:
                 marks.pop(0)
             m = evaluate(variant.generator)
-            points.append((round(cpu, 2), {k: m[k] for k in ("fid", "label_accuracy", "recall", "precision")}))
-            print(f"    {cpu:6.1f} CPU-s: FID {m['fid']:7.2f}, label accuracy {m['label_accuracy']:.3f}", flush=True)
+            points.append((round(cpu, 2), {k: m.get(k, float("nan")) for k in METRICS}))
+            print(f"    {cpu:6.1f} CPU-s: " + ", ".join(f"{k} {m.get(k, float('nan')):.3f}" for k in METRICS),
+                  flush=True)
     return points
-
-
-def first_reaching(points, target):
-    return next((cpu for cpu, m in points if m["fid"] <= target), None)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--budget", type=float, default=60.0, help="CPU seconds of training per run")
+    parser.add_argument("--budget", type=float, default=40.0, help="CPU seconds of training in one budget unit")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--recipes", default="dcgan,sngan,wgan_gp,tutorial")
+    parser.add_argument("--recipes", default="balanced,dcgan,sngan,wgan_gp,tutorial",
+                        help="comma-separated recipes; 'loop' is the tutorial's own training loop")
     parser.add_argument("--chunk", type=int, default=5, help="training steps between CPU-time checks")
     parser.add_argument("--samples", type=int, default=1000, help="generated and test images per evaluation")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.budget, args.seeds, args.samples, args.chunk, args.recipes = 2.0, 1, 100, 1, "dcgan"
+        args.budget, args.seeds, args.samples, args.chunk, args.recipes = 1.0, 1, 100, 1, "balanced,loop"
 
     from ganlib import Config
     from ganlib.data import load_dataset
     from ganlib.metrics import default_evaluator
+    from ganlib.recipes import RECIPES
 
+    variants = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in variants if r not in RECIPES and r != "loop"]
+    if unknown or not variants:
+        parser.error(f"--recipes: unknown {unknown}; choose from loop, {', '.join(RECIPES)}")
     data = load_dataset(args.dataset, "train")
     if args.quick:
         data = data.take(1024)
     evaluate = default_evaluator(Config(dataset=args.dataset, metric_samples=args.samples), data.num_classes)
-    print(f"bench_quality: {data.name} ({len(data)} training images), budget {args.budget:g} CPU-s per run, "
-          f"{args.seeds} seeds, {args.samples} samples per evaluation; {machine()}")
-    variants = ["tutorial loop"] + [r for r in args.recipes.split(",") if r]
+    print(f"bench_quality: {data.name} ({len(data)} training images), budget unit {args.budget:g} CPU-s, "
+          f"evaluated at {MULTIPLES}x, {args.seeds} seeds, {args.samples} samples per evaluation; {machine()}")
     results = {}
     for name in variants:
         results[name] = []
         for seed in range(args.seeds):
             print(f"  {name}, seed {seed}", flush=True)
-            variant = TutorialLoop(data, seed) if name == "tutorial loop" else RecipeRun(data, name, seed, args.dataset)
+            variant = TutorialLoop(data, seed) if name == "loop" else RecipeRun(data, name, seed, args.dataset)
             points = train_with_budget(variant, evaluate, args.budget, args.chunk)
             results[name].append({"seed": seed, "precision": variant.precision, "points": points})
 
-    target = median([r["points"][-1][1]["fid"] for r in results["tutorial loop"]])
-    tutorial_cpu = median([r["points"][-1][0] for r in results["tutorial loop"]])
     rows = []
     for name, runs in results.items():
-        finals = [r["points"][-1] for r in runs]
-        reach = [first_reaching(r["points"], target) for r in runs]
-        reached = [x for x in reach if x is not None]
-        row = {"variant": name, "precision": runs[0]["precision"],
-               "FID": f"{median([m['fid'] for _, m in finals]):.1f} [{min(m['fid'] for _, m in finals):.1f}-"
-                      f"{max(m['fid'] for _, m in finals):.1f}]",
-               "label acc": f"{median([m['label_accuracy'] for _, m in finals]):.3f} "
-                            f"[{min(m['label_accuracy'] for _, m in finals):.3f}-"
-                            f"{max(m['label_accuracy'] for _, m in finals):.3f}]",
-               "CPU s": median([c for c, _ in finals]),
-               "reached tutorial FID": f"{len(reached)}/{len(runs)}",
-               "CPU s to reach": median(reached) if len(reached) == len(runs) else "not by all seeds",
-               "ratio to tutorial": (round(median(reached) / tutorial_cpu, 3) if len(reached) == len(runs)
-                                     else "-")}
-        rows.append(row)
-    print(f"\ntutorial loop's final median FID (the target): {target:.2f} at {tutorial_cpu:.1f} CPU-s")
+        for i, multiple in enumerate(MULTIPLES):
+            at = [r["points"][i] for r in runs if len(r["points"]) > i]
+            row = {"variant": name, "budget": f"{multiple}x", "precision": runs[0]["precision"],
+                   "CPU s": round(median([c for c, _ in at]), 1)}
+            for k in METRICS:
+                values = [m[k] for _, m in at]
+                row[k] = spread(values) if all(v == v for v in values) else "n/a"
+            row["seeds recall < 0.05"] = f"{sum(m['recall'] < 0.05 for _, m in at)}/{len(at)}"
+            rows.append(row)
     print(table(rows, list(rows[0])))
     save_json(args.json, {"benchmark": "quality", "machine": machine(), "versions": versions(),
-                          "dataset": args.dataset, "budget_cpu_s": args.budget, "seeds": args.seeds,
-                          "samples": args.samples, "target_fid": target, "tutorial_cpu_s": tutorial_cpu,
-                          "table": rows, "runs": results, "quick": args.quick})
+                          "dataset": args.dataset, "budget_cpu_s": args.budget, "multiples": MULTIPLES,
+                          "seeds": args.seeds, "samples": args.samples, "table": rows, "runs": results,
+                          "quick": args.quick})
     return 0
 
 

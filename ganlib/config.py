@@ -22,14 +22,14 @@ DATASETS = {name: (d.train_size, d.image_size, d.channels, d.classes) for name, 
 MODELS = tuple(registry.MODELS)
 LOSSES = tuple(registry.LOSSES)
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral")
+NORMALIZATIONS = ("none", "batch", "layer", "instance", "spectral", "conditional_batch")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 UPSAMPLINGS = ("transpose", "upsample")
 LR_SCHEDULES = ("constant", "linear_decay", "cosine")
 CHANNELS = (1, 3, 4)
 D_CONDITIONINGS = ("concat", "projection")
 # Fields added after runs were made: left out of the hash at the value that runs made before them trained with.
-HASH_OMITTED_AT = {"d_conditioning": "concat"}
+HASH_OMITTED_AT = {"d_conditioning": "concat", "ema_kimg": 0.0, "mbstd_group": 0, "mode_seeking": 0.0, "augment": ""}
 
 # Fields that may be left as None and then take the shared value named here.
 SHARED_DEFAULTS = {
@@ -100,7 +100,12 @@ class Config:
     real_label: Any = 1.0  # a constant, or [low, high] drawn uniformly per sample
     fake_label: Any = 0.0
     d_steps: Any = None  # D updates per G update: a number, or a schedule [[epoch, d_steps], ...] (see d_steps_at)
-    ema: float = 0.0  # generator weight EMA decay (0 = off)
+    ema: float = 0.0  # generator weight EMA as a fixed decay per step (0 = off); ema_kimg is the usual way
+    ema_kimg: Optional[float] = None  # generator EMA half-life in thousands of images (0 = off; StyleGAN2-ADA: 10)
+    ema_rampup: float = 0.05  # the EMA half-life is at most this share of the images seen so far (0 = no ramp-up)
+    mbstd_group: Optional[int] = None  # minibatch standard-deviation feature in D over groups of this size (0 = off)
+    mode_seeking: Optional[float] = None  # weight of mode-seeking regularization of G (Mao et al. 2019; 0 = off)
+    augment: Optional[str] = None  # DiffAugment policy for D's inputs: "" (off) or e.g. "translation,cutout"
     # optimization
     optimizer: Optional[str] = None
     g_optimizer: Optional[str] = None
@@ -221,11 +226,29 @@ class Config:
         """
         ignore = {"data_dir", "sample_interval", "checkpoint_interval", "metric_interval", "threads", "grid_size",
                   "tensorboard", "recipe", *SHARED_DEFAULTS.values()}
+        if not self.ema_on:
+            ignore.add("ema_rampup")  # changes nothing without an EMA
         payload = {k: v for k, v in sorted(self.to_dict().items())
                    if k not in ignore and not (k in HASH_OMITTED_AT and v == HASH_OMITTED_AT[k])}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
     # ------------------------------------------------------------------ derived values
+    @property
+    def ema_on(self) -> bool:
+        return bool(self.ema or self.ema_kimg)
+
+    def ema_decay(self, images_seen: float) -> float:
+        """The generator EMA's decay for the next step, after `images_seen` generated images (batch per step).
+
+        StyleGAN2-ADA's rule (Karras et al. 2020, training_loop.py): a half-life of ema_kimg thousand images, but
+        at most ema_rampup x the images seen so far, so that early in a run the average forgets its random
+        initial weights quickly instead of dragging them along for thousands of steps. `ema` (a fixed decay per
+        step) is turned into the half-life it implies at this batch size and ramped up the same way."""
+        half_life = self.ema_kimg * 1000.0 if self.ema_kimg else self.batch_size * math.log(0.5) / math.log(self.ema)
+        if self.ema_rampup:
+            half_life = min(half_life, images_seen * self.ema_rampup)
+        return 0.5 ** (self.batch_size / max(half_life, 1e-8))
+
     @property
     def dataset_info(self):
         return DATASETS[self.dataset]
@@ -312,7 +335,7 @@ class Config:
             integer(f"{net}_filters", 1, 4096)
             integer(f"{net}_depth", 0, 8)
         if self.g_norm == "spectral":
-            raise ConfigError("g_norm", self.g_norm, "none, batch, layer or instance (spectral normalization is for the discriminator)")
+            raise ConfigError("g_norm", self.g_norm, "none, batch, conditional_batch, layer or instance (spectral normalization is for the discriminator)")
         if self.channels is not None:
             choice("channels", CHANNELS)
         for flag in ("conditional", "tensorboard"):
@@ -326,6 +349,37 @@ class Config:
         number("clip_value", 0, low_open=True)
         number("r1_weight", 0)
         number("ema", 0, 0.99999)
+        number("ema_kimg", 0, 10 ** 6)
+        number("ema_rampup", 0, 1)
+        if self.ema and self.ema_kimg:
+            raise ConfigError("ema", self.ema, f"0 when ema_kimg is set ({self.ema_kimg}): give the EMA as a "
+                              "half-life (ema_kimg) or as a decay per step (ema), not both")
+        integer("mbstd_group", 0, 64)
+        if self.mbstd_group and self.batch_size % self.mbstd_group:
+            raise ConfigError("mbstd_group", self.mbstd_group, f"a divisor of batch_size ({self.batch_size}), so "
+                              "that no group mixes real and generated images, or 0 (off)")
+        number("mode_seeking", 0, 100)
+        if self.mode_seeking and self.batch_size % 2:
+            raise ConfigError("mode_seeking", self.mode_seeking, f"0 with an odd batch_size ({self.batch_size}): "
+                              "mode seeking compares the two halves of each generated batch")
+        from .augment import parse_policy
+
+        if not isinstance(self.augment, str):
+            raise ConfigError("augment", self.augment, "a string: \"\" (off) or a comma-separated policy such as "
+                              "\"translation,cutout\"")
+        try:
+            parse_policy(self.augment)
+        except ValueError as e:
+            raise ConfigError("augment", self.augment, str(e).split(": ", 1)[1]) from None
+        if self.augment and self.model == "msggan":
+            raise ConfigError("augment", self.augment, "\"\" with model msggan (its discriminator sees an image "
+                              "pyramid, which one augmentation of the full-size image would make inconsistent)")
+        if self.g_norm == "conditional_batch" and not self.conditional:
+            raise ConfigError("g_norm", self.g_norm, "batch, layer, instance or none for an unconditional GAN "
+                              "(conditional batch norm needs class labels)")
+        if self.d_norm == "conditional_batch":
+            raise ConfigError("d_norm", self.d_norm, "none, batch, layer, instance or spectral "
+                              "(conditional batch norm is for the generator)")
         for name in ("real_label", "fake_label"):
             v = getattr(self, name)
             if isinstance(v, (list, tuple)):

@@ -77,3 +77,79 @@ class OutputConv2D(layers.Conv2D):
                 or self.data_format != "channels_last"):
             return super().convolution_op(inputs, kernel)
         return depthwise_sum_conv(inputs, kernel, self.padding.upper())
+
+
+@keras.saving.register_keras_serializable(package="ganlib")
+class MinibatchStdDev(layers.Layer):
+    """Appends one feature map: the standard deviation of the features across a group of samples, averaged
+    (Karras et al. 2018, "Progressive Growing of GANs", section 3). A discriminator that sees how much a group of
+    images varies can tell a collapsed generator's batches from real ones, so the generator is pushed to vary.
+
+    Groups are *consecutive* samples (StyleGAN's are strided): ganlib's trainer concatenates a real and a fake
+    batch for one discriminator pass, and consecutive groups never mix the two when the batch size is a multiple
+    of `group_size` (which `Config` checks). A batch smaller than the group forms one group."""
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+
+    def call(self, x):
+        from keras import ops
+
+        n = ops.shape(x)[0]
+        group = ops.minimum(self.group_size, n)
+        rest = tuple(x.shape[1:])  # (H, W, C) for feature maps, (F,) for dense features
+        y = ops.reshape(ops.cast(x, "float32"), (-1, group, *rest))
+        y = ops.sqrt(ops.var(y, axis=1) + 1e-8)  # (groups, *rest): each feature's spread within its group
+        y = ops.mean(y, axis=tuple(range(1, len(rest) + 1)))  # (groups,)
+        y = ops.repeat(y, group, axis=0)  # one value per sample again (consecutive groups)
+        y = ops.reshape(ops.cast(y, x.dtype), (-1,) + (1,) * len(rest))
+        y = y * ops.ones_like(x[..., :1])  # the same value at every position
+        return ops.concatenate([x, y], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+@keras.saving.register_keras_serializable(package="ganlib")
+class ConditionalBatchNormalization(layers.Layer):
+    """Batch normalization whose scale and offset depend on the class (de Vries et al. 2017; BigGAN's
+    class-conditional BN): x_hat * (1 + gamma[y]) + beta[y], with gamma and beta learned per class and
+    starting at 0 (so it starts as plain batch norm). Inputs: [features, integer labels]. It lets every layer of
+    the generator, not only its input, depend on the class."""
+
+    def __init__(self, num_classes: int, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.momentum, self.epsilon = int(num_classes), momentum, epsilon
+        self.norm = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, center=False, scale=False,
+                                              dtype=self.dtype_policy, name="bn")
+
+    def build(self, input_shape):
+        features = int(input_shape[0][-1])
+        self.norm.build(input_shape[0])
+        self.gamma = layers.Embedding(self.num_classes, features, embeddings_initializer="zeros",
+                                      dtype=self.dtype_policy, name="gamma")
+        self.beta = layers.Embedding(self.num_classes, features, embeddings_initializer="zeros",
+                                     dtype=self.dtype_policy, name="beta")
+        self.gamma.build((None,))
+        self.beta.build((None,))
+
+    def call(self, inputs, training=None):
+        from keras import ops
+
+        x, label = inputs
+        x = self.norm(x, training=training)
+        shape = (-1,) + (1,) * (len(x.shape) - 2) + (x.shape[-1],)
+        gamma = ops.reshape(ops.cast(self.gamma(label), x.dtype), shape)
+        beta = ops.reshape(ops.cast(self.beta(label), x.dtype), shape)
+        return x * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
+                "epsilon": self.epsilon}

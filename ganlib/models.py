@@ -13,7 +13,7 @@ import keras
 from keras import layers, ops
 
 from .config import Config
-from .layers import OutputConv2D
+from .layers import ConditionalBatchNormalization, MinibatchStdDev, OutputConv2D
 
 
 @contextlib.contextmanager
@@ -31,7 +31,9 @@ def _init(config: Config):
     return keras.initializers.RandomNormal(0.0, 0.02) if config.weight_init == "normal_0.02" else "glorot_uniform"
 
 
-def _normalize(x, kind: str, name: str):
+def _normalize(x, kind: str, name: str, label=None, num_classes: int = 0):
+    if kind == "conditional_batch":  # Config allows it only in a conditional generator
+        return ConditionalBatchNormalization(num_classes, name=name)([x, label])
     if kind == "batch":
         return layers.BatchNormalization(name=name)(x)
     if kind == "layer":
@@ -107,15 +109,16 @@ def _generator_trunk(config: Config, image_shape, num_classes: int):
     base = size // 2 ** depth
     widths = _widths(config.g_filters, config.filter_growth, depth)[::-1] or [config.g_filters]
     z = keras.Input((config.latent_dim,), name="z")
-    x = layers.Dense(base * base * widths[0], kernel_initializer=_init(config), name="g_project")(z)
-    x = _normalize(x, config.g_norm, "g_project_norm")
-    x = layers.LeakyReLU(config.g_leaky_slope)(x)
-    x = layers.Reshape((base, base, widths[0]))(x)
-    inputs = z
+    inputs, label = z, None
     if config.conditional:
         label, e = _label_input(config, num_classes, base * base, "g")
-        x = layers.Concatenate()([x, layers.Reshape((base, base, 1))(e)])
         inputs = [z, label]
+    x = layers.Dense(base * base * widths[0], kernel_initializer=_init(config), name="g_project")(z)
+    x = _normalize(x, config.g_norm, "g_project_norm", label, num_classes)
+    x = layers.LeakyReLU(config.g_leaky_slope)(x)
+    x = layers.Reshape((base, base, widths[0]))(x)
+    if config.conditional:
+        x = layers.Concatenate()([x, layers.Reshape((base, base, 1))(e)])
     features = [x]
     for i, width in enumerate(widths[:depth]):
         if config.upsampling == "transpose":
@@ -124,7 +127,7 @@ def _generator_trunk(config: Config, image_shape, num_classes: int):
         else:  # upsample + conv avoids the checkerboard artefacts of strided transposed convolutions
             x = layers.UpSampling2D(name=f"g_upsample{i}")(x)
             x = layers.Conv2D(width, 3, padding="same", kernel_initializer=_init(config), name=f"g_up{i}")(x)
-        x = _normalize(x, config.g_norm, f"g_up{i}_norm")
+        x = _normalize(x, config.g_norm, f"g_up{i}_norm", label, num_classes)
         x = layers.LeakyReLU(config.g_leaky_slope)(x)
         features.append(x)
     return inputs, features
@@ -171,6 +174,8 @@ def _discriminator(config: Config, image_shape, num_classes: int, multiscale: bo
         if depth > 0:
             x = _normalize(x, config.d_norm, "d_final_norm")
         x = layers.LeakyReLU(config.d_leaky_slope)(x)
+    if config.mbstd_group:  # how much a group of images varies, as one more feature map (Karras et al. 2018)
+        x = MinibatchStdDev(config.mbstd_group, name="d_mbstd")(x)
     x = layers.Flatten()(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
@@ -205,7 +210,7 @@ def mlp_generator(config: Config, image_shape, num_classes: int) -> keras.Model:
         inputs.append(label)
     for i, units in enumerate(_widths(4 * config.g_filters, config.filter_growth, config.g_depth)):
         x = layers.Dense(units, kernel_initializer=_init(config), name=f"g_dense{i}")(x)
-        x = _normalize(x, config.g_norm, f"g_dense{i}_norm")
+        x = _normalize(x, config.g_norm, f"g_dense{i}_norm", inputs[-1], num_classes)
         x = layers.LeakyReLU(config.g_leaky_slope)(x)
     n = int(image_shape[0] * image_shape[1] * image_shape[2])
     x = layers.Dense(n, activation="tanh", dtype="float32", kernel_initializer=_init(config), name="g_image")(x)
@@ -229,6 +234,8 @@ def mlp_discriminator(config: Config, image_shape, num_classes: int) -> keras.Mo
         if i > 0:
             x = _normalize(x, config.d_norm, f"d_dense{i}_norm")
         x = layers.LeakyReLU(config.d_leaky_slope)(x)
+    if config.mbstd_group:
+        x = MinibatchStdDev(config.mbstd_group, name="d_mbstd")(x)
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
     return keras.Model(inputs, _logit(x, config, config.d_norm, projected, num_classes), name="discriminator")

@@ -12,7 +12,7 @@ from __future__ import annotations
 _DCGAN = dict(model="dcgan", filters=32, depth=2, filter_growth=1.0, upsampling="transpose", leaky_slope=0.2,
               dropout=0.0, norm="none", g_norm="batch", d_norm="none", weight_init="normal_0.02",
               d_conditioning="projection", loss="bce", gp_weight=10.0, d_steps=1, optimizer="adam", lr=2e-4,
-              beta1=0.5, beta2=0.999, batch_size=32)
+              beta1=0.5, beta2=0.999, batch_size=32, ema_kimg=0.0, mbstd_group=0, mode_seeking=0.0, augment="")
 
 # The other recipes are written as their differences from DCGAN, so what each changes stands out.
 RECIPES = {

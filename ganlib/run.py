@@ -320,16 +320,20 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     for name, model in models.items():
         with atomic_path(run.model_file(name), suffix=".keras") as tmp:
             model.save(tmp)
-    final, untrained = {}, None
+    final, untrained, per_class = {}, None, None
     if evaluate is not None:
         timer.start("final_metrics")
         final = {k: v for k, v in evaluate(trainer.sampling_generator).items()}
+        per_class = final.pop("per_class", None)
         timer.start("untrained_metrics")
         untrained = evaluate_untrained(config, data, evaluate)
+        untrained.pop("per_class", None)
     from .verdict import judge
 
-    verdict = judge(final, untrained, run.read_epochs(), data.num_classes, config.conditional)
+    verdict = judge(final, untrained, run.read_epochs(), data.num_classes, config.conditional,
+                    per_class=per_class, class_names=data.class_names)
     return run.update_summary(status="completed", final_metrics=final, untrained_metrics=untrained,
+                              final_class_metrics=per_class,
                               verdict=verdict["verdict"], verdict_reasons=verdict["reasons"],
                               verdict_checks=verdict["checks"], verdict_cautions=verdict["cautions"],
                               finished_at=now(), timings=timer.stop(),

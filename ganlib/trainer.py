@@ -13,11 +13,13 @@ first) where other models pass image batches; `tf.nest` lets the same code handl
 from __future__ import annotations
 
 import functools
+import math
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from .augment import diff_augment, parse_policy
 from .config import Config
 from .losses import get_loss
 from .registry import LOSSES
@@ -72,10 +74,15 @@ class GANTrainer(keras.Model):
         self.loss_entry = LOSSES[config.loss]  # targets, D's threshold, Lipschitz constraint
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.ema_generator = None
-        if config.ema > 0:
+        self._augment = parse_policy(config.augment)
+        if config.ema_on:
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
             self.ema_generator.trainable = False
+            # Only the trained weights are averaged: normalization statistics of averaged weights are recomputed
+            # for the averaged weights when the EMA generator is used (refresh_ema_statistics).
+            self._ema_pairs = [(e, w) for e, w in zip(self.ema_generator.weights, generator.weights) if w.trainable]
+            self._ema_refreshed_at = None
         self.scales = len(generator.outputs)  # > 1: MSG-GAN, D sees image pyramids
         # Batch norm computes statistics per call, so real and fake batches must then go through D separately.
         self._joint_d_pass = config.d_norm != "batch"
@@ -129,8 +136,25 @@ class GANTrainer(keras.Model):
 
     def sample_noise(self, n):
         z = keras.random.normal((n, self.config.latent_dim), seed=self.noise_seed)
+        if self.config.mode_seeking:  # each batch's second half asks for the classes of its first half
+            half = keras.random.randint((n // self.config.batch_size, self.config.batch_size // 2), 0,
+                                        self.num_classes, seed=self.noise_seed, dtype="int32")
+            return z, ops.reshape(ops.concatenate([half, half], axis=1), (n,))
         labels = keras.random.randint((n,), 0, self.num_classes, seed=self.noise_seed, dtype="int32")
         return z, labels
+
+    def mode_seeking_term(self, fake, z):
+        """Mode-seeking regularization (Mao et al. 2019, MSGAN): mode_seeking / (ratio + 1e-5), where ratio is
+        the mean distance of the two halves' images over the mean distance of their latent points. The halves
+        ask for the same classes (sample_noise), so G is penalized for mapping different points to one image."""
+        fake = ops.cast(tf.nest.flatten(fake)[-1], "float32")
+        half = self.config.batch_size // 2
+        ratio = ops.mean(ops.abs(fake[:half] - fake[half:])) / ops.mean(ops.abs(z[:half] - z[half:]))
+        return self.config.mode_seeking / (ratio + 1e-5)
+
+    def augment(self, images):
+        """DiffAugment of the images D sees (identity without a policy), see ganlib.augment."""
+        return diff_augment(images, self._augment, self.noise_seed)
 
     def interpolation_alpha(self, n):
         """WGAN-GP's mixing factor: uniform in [0, 1], one per sample (Gulrajani et al., Algorithm 1)."""
@@ -190,22 +214,34 @@ class GANTrainer(keras.Model):
                     d_logs = self._d_update(self._d_input(real_all[i * bs:(i + 1) * bs]),
                                             real_labels_all[i * bs:(i + 1) * bs],
                                             _rows(fake_all, i * bs, (i + 1) * bs), fake_labels[i * bs:(i + 1) * bs])
-            g_loss = loss.g_loss(self._d(_rows(fake_all, (k - 1) * bs, k * bs), fake_labels[-bs:]))
+            g_fake = _rows(fake_all, (k - 1) * bs, k * bs)
+            g_loss = loss.g_loss(self._d(self.augment(g_fake), fake_labels[-bs:]))
+            g_total = g_loss + (self.mode_seeking_term(g_fake, z[-bs:]) if cfg.mode_seeking else 0.0)
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
         if self.ema_generator is not None:
-            decay = cfg.ema
-            for ema_w, w in zip(self.ema_generator.weights, self.generator.weights):
-                if ema_w.dtype == "float32":  # master weights are float32 under mixed precision too
-                    ema_w.assign(decay * ema_w + (1.0 - decay) * ops.cast(w, "float32"))
-                else:
-                    ema_w.assign(w)  # integer state (e.g. seeds): copied
+            decay = self.ema_decay()
+            for ema_w, w in self._ema_pairs:  # trained weights are float32 under mixed precision too
+                ema_w.assign(decay * ema_w + (1.0 - decay) * ops.cast(w, "float32"))
         return {"g_loss": g_loss, **d_logs}
+
+    def ema_decay(self):
+        """This step's EMA decay: StyleGAN2-ADA's rule (Karras et al. 2020, training_loop.py), a half-life of
+        ema_kimg thousand images but at most ema_rampup x the images generated so far, so that a short run's
+        average is not still dragging its random initial weights along. `ema` (a fixed decay per step) is
+        turned into the half-life it implies at this batch size and ramped up the same way."""
+        cfg = self.config
+        half_life = cfg.ema_kimg * 1000.0 if cfg.ema_kimg else cfg.batch_size * math.log(0.5) / math.log(cfg.ema)
+        if cfg.ema_rampup:
+            seen = ops.cast(self.g_optimizer.iterations, "float32") * cfg.batch_size
+            half_life = ops.minimum(half_life, seen * cfg.ema_rampup)
+        return ops.power(0.5, cfg.batch_size / ops.maximum(half_life, 1e-8))
 
     def _d_update(self, real, labels, fake, f_labels):
         cfg, loss = self.config, self.adversarial_loss
         bs = cfg.batch_size
         threshold = self.loss_entry.accuracy_threshold
+        real, fake = self.augment(real), self.augment(fake)
         with tf.GradientTape() as d_tape:
             if self._joint_d_pass:
                 both = self._d(tf.nest.map_structure(lambda r, f: ops.concatenate([r, f]), real, fake),
@@ -231,5 +267,48 @@ class GANTrainer(keras.Model):
     # ------------------------------------------------------------------ sampling
     @property
     def sampling_generator(self):
-        """The generator used for samples and metrics: the EMA copy when EMA is on."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        """The generator used for samples and metrics: the EMA copy when EMA is on (with its normalization
+        statistics recomputed for its current weights)."""
+        if self.ema_generator is None:
+            return self.generator
+        step = int(self.g_optimizer.iterations.numpy())
+        if self._ema_refreshed_at != step:
+            refresh_batch_norm_statistics(self.ema_generator, self.num_classes, self.config.conditional)
+            self._ema_refreshed_at = step
+        return self.ema_generator
+
+
+def refresh_batch_norm_statistics(generator, num_classes: int, conditional: bool, batches: int = 4,
+                                  batch_size: int = 256, seed: int = 0) -> None:
+    """Set the moving mean and variance of every batch norm in `generator` to the exact average of its batch
+    statistics over `batches` batches of fixed noise (labels cycling through the classes).
+
+    Why: the EMA generator's weights are an average of the live generator's, and the live generator's running
+    statistics describe *its* activations, not those of the averaged weights. BigGAN (Brock et al. 2019) computes
+    such "standing statistics" for its EMA generator; without them ganlib's EMA samples were grey squares
+    (issue 26). Fixed noise makes it a function of the weights alone, so resumed runs agree."""
+    import numpy as np
+
+    norms = [layer for layer in _all_layers(generator) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    rng = np.random.default_rng(seed)
+    latent = generator.inputs[0].shape[-1]
+    saved = [(n.momentum, n.trainable) for n in norms]
+    try:
+        for n in norms:
+            n.trainable = True  # a frozen batch norm (the EMA copy is frozen) ignores training=True
+        for i in range(batches):
+            for n in norms:
+                n.momentum = i / (i + 1.0)  # a cumulative average: batch i gets weight 1 / (i + 1)
+            z = rng.standard_normal((batch_size, latent)).astype("float32")
+            labels = (np.arange(batch_size) % max(1, num_classes)).astype("int32")
+            generator([z, labels] if conditional else z, training=True)
+    finally:
+        for n, (momentum, trainable) in zip(norms, saved):
+            n.momentum, n.trainable = momentum, trainable
+
+
+def _all_layers(model):
+    """Every layer of a model, nested ones (inside custom layers) included."""
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]

@@ -36,18 +36,26 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def caution(metrics: Optional[dict]) -> list:
-    """Sentences that qualify a run's final metrics without failing it (see the module's docstring)."""
+def caution(metrics: Optional[dict], per_class: Optional[dict] = None, class_names=None) -> list:
+    """Sentences that qualify a run's final metrics without failing it (see the module's docstring).
+    `per_class` (the run's `final_class_metrics`) names the classes with the least variety."""
     metrics = metrics or {}
     recall, coverage = metrics.get("recall"), metrics.get("coverage")
     if not (_finite(recall) and recall < LOW_RECALL):
         return []
+    worst = ""
+    if per_class and per_class.get("recall"):
+        from .metrics.classwise import worst_classes
+
+        worst = "; least within " + ", ".join(f"{name} (recall {value:.2f})" for name, value in
+                                             worst_classes(per_class, "recall", 3, class_names))
     return [f"little variety: recall {recall:.3f} < {LOW_RECALL:g} (real images ~0.9)"
-            + (f", coverage {coverage:.2f}" if _finite(coverage) else "") + ": samples of a class look alike"]
+            + (f", coverage {coverage:.2f}" if _finite(coverage) else "") + ": samples of a class look alike"
+            + worst]
 
 
 def judge(metrics: Optional[dict], untrained: Optional[dict], epochs=None, num_classes: Optional[int] = None,
-          conditional: bool = True) -> dict:
+          conditional: bool = True, per_class: Optional[dict] = None, class_names=None) -> dict:
     """{"verdict": learned | did_not_learn | unverified, "reasons": [...], "checks": {...}, "cautions": [...]}.
 
     `metrics` / `untrained`: final metrics of the run and of an untrained generator (ganlib.metrics evaluator
@@ -89,7 +97,7 @@ def judge(metrics: Optional[dict], untrained: Optional[dict], epochs=None, num_c
                 reasons.append(f"the discriminator won for {wins.sum()} of {len(wins)} epochs (it told >= "
                                f"{D_WIN_ACCURACY:.0%} of real and fake images apart)")
 
-    cautions = caution(metrics)
+    cautions = caution(metrics, per_class, class_names)
     if reasons:
         verdict = DID_NOT_LEARN
     elif not _finite(fid):

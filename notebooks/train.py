@@ -63,7 +63,12 @@ r1_weight = 0.0
 real_label = 1.0
 fake_label = 0.0
 d_steps = None
-ema = 0.0
+ema = 0.0  # a fixed EMA decay per step; ema_kimg (a half-life) is the usual way
+ema_kimg = None  # generator EMA half-life in thousands of images (0 = off), with a ramp-up (ema_rampup)
+ema_rampup = 0.05
+mbstd_group = None  # minibatch standard-deviation feature in D (0 = off)
+mode_seeking = None  # mode-seeking regularization weight (0 = off)
+augment = None  # DiffAugment policy, e.g. "translation,cutout" ("" = off)
 # optimization
 optimizer = None
 g_optimizer = None

@@ -218,7 +218,7 @@ def test_leftover_temporary_files_do_not_confuse_readers(tmp_path, reference):
     assert len(load_models_from(run.path)) == 2
     from analysis.gather import read_run
 
-    row, epochs = read_run(dict(study="s", variation="v", seed=0, run_id="v/seed0", run_dir=run.path, config=None))
+    row, epochs, _ = read_run(dict(study="s", variation="v", seed=0, run_id="v/seed0", run_dir=run.path, config=None))
     assert row["status"] == "completed" and row["read_error"] is None and len(epochs) == 3
 
 

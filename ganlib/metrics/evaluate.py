@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ..rundir import read_json, write_json
 from ..registry import METRICS, computed_metrics, resolve
+from .classwise import class_averages, class_metrics
 from .features import DomainClassifier, FeatureExtractor, KerasInceptionV3Features, cache_dir
 from .memorization import _as_float_images
 
@@ -55,10 +56,13 @@ class Evaluator:
     n generated images (latent points drawn from `seed`, labels cycling through the classes) are compared
     with n real images (a fixed subset of `real_images` when there are more). `threads` caps the BLAS threads
     of the distance computations (a run's `config.threads`: parallel runs must not oversubscribe the cores).
+    With `real_labels` and a conditional generator it also gives the class-aware metrics (intra_fid,
+    intra_recall, intra_coverage, and their values per class under "per_class"; `ganlib.metrics.classwise`).
     """
 
     def __init__(self, extractor: FeatureExtractor, real_images=None, n: int = 1000, num_classes: Optional[int] = None,
-                 conditional: Optional[bool] = None, seed: int = 0, real_features=None, threads: int = 0):
+                 conditional: Optional[bool] = None, seed: int = 0, real_features=None, threads: int = 0,
+                 real_labels=None):
         if real_images is None and real_features is None:
             raise ValueError("Give real_images or real_features.")
         available = len(real_features if real_features is not None else real_images)
@@ -70,6 +74,8 @@ class Evaluator:
         self._real_features = None if real_features is None else np.asarray(real_features)[keep]
         self.extractor, self.num_classes, self.conditional, self.seed = extractor, num_classes, conditional, seed
         self.threads = threads
+        # The real images' classes (when known) give the class-aware metrics of conditional generators.
+        self.real_labels = None if real_labels is None else np.asarray(real_labels)[keep]
 
     @property
     def real_features(self) -> np.ndarray:
@@ -113,6 +119,9 @@ class Evaluator:
         feats, probs = self.extractor.features_and_probs(images)
         with threadpool_limits(self.threads or None):
             out = compare_features(real, feats, probs, labels, seed=self.seed)
+            if labels is not None and self.real_labels is not None:
+                per_class = class_metrics(real, feats, self.real_labels, labels)
+                out.update(class_averages(per_class), per_class=per_class)
         out.update(extractor=self.extractor.name, extractor_kind=self.extractor.kind,
                    extractor_fingerprint=self.extractor.fingerprint,
                    extractor_accuracy=self.extractor.accuracy, n_samples=self.n,
@@ -192,7 +201,7 @@ def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Eval
                           f"precision/recall/density/coverage need at least {MIN_SAMPLES} real images")
     extractor = get_extractor(config.dataset, real.image_shape, config.data_dir)
     return Evaluator(extractor, real.images, n or config.metric_samples or 1000, num_classes, config.conditional,
-                     config.seed, threads=config.threads)
+                     config.seed, threads=config.threads, real_labels=real.labels)
 
 
 def evaluate_run(run_dir, n: Optional[int] = None) -> dict:
@@ -232,7 +241,7 @@ def real_vs_real_reference(dataset: str, n: int = 1000, image_size: Optional[int
     extractor = extractor or DomainClassifier(dataset, h, c, data_dir, cache=cache)
     n = min(n, len(test))
     ident = getattr(extractor, "key", f"{dataset}_{h}x{h}x{c}_{extractor.name}")
-    path = cache_dir(cache) / f"reference_{ident}_n{n}_s{seed}.json"
+    path = cache_dir(cache) / f"reference_{ident}_n{n}_s{seed}_v2.json"  # v2: with the class-aware metrics
     cached = read_json(path)
     if cached is not None:
         return cached
@@ -243,8 +252,11 @@ def real_vs_real_reference(dataset: str, n: int = 1000, image_size: Optional[int
     else:
         train = load_dataset(dataset, "train", data_dir, h, c).take(n, seed=seed)
         a, b, b_labels, split = test.images[order[:n]], train.images, train.labels, "test/train"
+    fa = extractor(_as_float_images(a))
     fb, pb = extractor.features_and_probs(_as_float_images(b))
-    out = compare_features(extractor(_as_float_images(a)), fb, pb, None if pb is None else b_labels, seed=seed)
+    out = compare_features(fa, fb, pb, None if pb is None else b_labels, seed=seed)
+    if test.labels is not None and b_labels is not None and test.num_classes > 1:
+        out.update(class_averages(class_metrics(fa, fb, test.labels[order[:n]], b_labels)))
     out.update(extractor=extractor.name, extractor_accuracy=extractor.accuracy, n_samples=n, split=split,
                dataset=dataset)
     write_json(path, out)
