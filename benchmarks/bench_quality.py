@@ -105,6 +105,8 @@ def main(argv=None) -> int:
                         help="comma-separated recipes; 'loop' is the tutorial's own training loop")
     parser.add_argument("--chunk", type=int, default=5, help="training steps between CPU-time checks")
     parser.add_argument("--samples", type=int, default=1000, help="generated and test images per evaluation")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="TensorFlow threads (1, as a study runs each run: CPU seconds then equal core-seconds)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
@@ -112,6 +114,9 @@ def main(argv=None) -> int:
         args.budget, args.seeds, args.samples, args.chunk, args.recipes = 1.0, 1, 100, 1, "balanced,loop"
 
     from ganlib import Config
+    from ganlib.run import configure_threads
+
+    configure_threads(args.threads)
     from ganlib.data import load_dataset
     from ganlib.metrics import default_evaluator
     from ganlib.recipes import RECIPES
@@ -125,7 +130,8 @@ def main(argv=None) -> int:
         data = data.take(1024)
     evaluate = default_evaluator(Config(dataset=args.dataset, metric_samples=args.samples), data.num_classes)
     print(f"bench_quality: {data.name} ({len(data)} training images), budget unit {args.budget:g} CPU-s, "
-          f"evaluated at {MULTIPLES}x, {args.seeds} seeds, {args.samples} samples per evaluation; {machine()}")
+          f"evaluated at {MULTIPLES}x, {args.seeds} seeds, {args.samples} samples per evaluation, "
+          f"{args.threads or 'default'} threads; {machine()}")
     results = {}
     for name in variants:
         results[name] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from . import registry
-from .recipes import DEFAULT_RECIPE, RECIPE_FIELDS, RECIPES, recipe_values
+from .recipes import DEFAULT_RECIPE, RECIPE_FIELDS, RECIPES, adapt, recipe_values
 
 # The choices that are extension points (datasets, models, losses) are registry entries: see ganlib.registry.
 DATASETS = {name: (d.train_size, d.image_size, d.channels, d.classes) for name, d in registry.DATASETS.items()}
@@ -166,7 +166,9 @@ class Config:
         if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError("recipe", self.recipe, "one of " + ", ".join(RECIPES) + " (see ganlib.recipes)")
         given = {name for name in RECIPE_FIELDS if getattr(self, name) is not None}
-        for name, value in recipe_values(self.recipe).items():
+        values = adapt(recipe_values(self.recipe), {"conditional": self.conditional,
+                                                    **{name: getattr(self, name) for name in given}})
+        for name, value in values.items():
             if name in given:
                 continue
             shared = SHARED_DEFAULTS.get(name)

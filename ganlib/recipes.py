@@ -16,9 +16,19 @@ _DCGAN = dict(model="dcgan", filters=32, depth=2, filter_growth=1.0, upsampling=
 
 # The other recipes are written as their differences from DCGAN, so what each changes stands out.
 RECIPES = {
+    "balanced": dict(
+        description="The default: DCGAN's networks with what measurably gave variety within classes at the "
+                    "default study's CPU budget (benchmarks/README.md, 'Variety'): class-conditional batch norm "
+                    "in G (de Vries et al. 2017), upsample + convolution instead of transposed convolutions, a "
+                    "minibatch standard-deviation feature in D (Karras et al. 2018), mode-seeking "
+                    "regularization 0.1 (Mao et al. 2019), an EMA of G (10k-image half-life with ramp-up), "
+                    "a projection discriminator, BCE, Adam 4e-4 / 0.0 / 0.999, 32 filters, batch 32.",
+        values={**_DCGAN, "upsampling": "upsample", "g_norm": "conditional_batch", "mbstd_group": 4,
+                "mode_seeking": 0.1, "ema_kimg": 10.0, "lr": 4e-4, "beta1": 0.0}),
     "dcgan": dict(
         description="DCGAN (Radford et al. 2016): batch norm in G, a projection discriminator (Miyato & Koyama "
-                    "2018) without dropout or norm, non-saturating BCE, Adam 2e-4 / 0.5, 32 filters, batch 32. The default.",
+                    "2018) without dropout or norm, non-saturating BCE, Adam 2e-4 / 0.5, 32 filters, batch 32. "
+                    "ganlib's default until the balanced recipe: its samples of a class look alike.",
         values=_DCGAN),
     "sngan": dict(
         description="SNGAN-style (Miyato et al. 2018): hinge loss, spectral normalization of every D layer, "
@@ -36,14 +46,32 @@ RECIPES = {
         values={**_DCGAN, "filters": 128, "dropout": 0.4, "g_norm": "none", "weight_init": "glorot",
                 "d_conditioning": "concat", "batch_size": 128}),
 }
-DEFAULT_RECIPE = "dcgan"
-RECIPE_FIELDS = tuple(RECIPES[DEFAULT_RECIPE]["values"])
+DEFAULT_RECIPE = "balanced"
+RECIPE_FIELDS = tuple(_DCGAN)
 assert all(tuple(r["values"]) == RECIPE_FIELDS for r in RECIPES.values()), "every recipe sets the same fields"
 
 
 def recipe_values(name: str) -> dict:
     """The Config values of recipe `name` (a copy)."""
     return dict(RECIPES[name]["values"])
+
+
+def adapt(values: dict, given: dict) -> dict:
+    """A recipe's values fitted to the fields the user gave (`given`), for the settings that depend on them:
+    class-conditional batch norm becomes plain batch norm in an unconditional GAN, the minibatch-stddev group
+    shrinks to the largest divisor of the batch size (off when that is 1), and mode seeking (which pairs the
+    halves of a batch) is off with an odd batch size. An explicit value is never changed: Config refuses it if
+    it does not fit."""
+    values = dict(values)
+    if values.get("g_norm") == "conditional_batch" and given.get("conditional") is False:
+        values["g_norm"] = "batch"
+    group, batch = values.get("mbstd_group"), given.get("batch_size", values.get("batch_size"))
+    if group and isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 and batch % group:
+        group = max(d for d in range(1, group + 1) if batch % d == 0)
+        values["mbstd_group"] = group if group > 1 else 0
+    if values.get("mode_seeking") and isinstance(batch, int) and batch % 2:
+        values["mode_seeking"] = 0.0
+    return values
 
 
 def describe(name: str) -> str:

@@ -190,6 +190,32 @@ def computed_metrics():
     return [(target, inputs, entries) for (target, inputs), entries in groups.items()]
 
 
+# ---------------------------------------------------------------------------------------------- tricks
+@dataclass(frozen=True)
+class Trick:
+    """A training option against collapse or overfitting: the Config field that turns it on, and what it does.
+    Its implementation lives where its field is read (ganlib.trainer, ganlib.models, ganlib.layers, ganlib.augment);
+    what each measured at the default study's budget is in benchmarks/README.md ("Variety")."""
+    name: str
+    setting: str  # the Config field and a typical value
+    description: str
+
+
+TRICKS = {t.name: t for t in (
+    Trick("ema", "ema_kimg: 10", "EMA of G's weights, half-life in images with ramp-up (Karras et al. 2020); "
+          "batch-norm statistics recomputed for the average (BigGAN's standing statistics)"),
+    Trick("minibatch_stddev", "mbstd_group: 4", "D sees the spread of its features over groups of images "
+          "(Karras et al. 2018)"),
+    Trick("conditional_batch_norm", "g_norm: conditional_batch", "G's batch norm scale and offset per class "
+          "(de Vries et al. 2017; Brock et al. 2019)"),
+    Trick("mode_seeking", "mode_seeking: 0.1", "G penalized for mapping distant latent points to close images "
+          "of one class (Mao et al. 2019)"),
+    Trick("diff_augment", "augment: translation,cutout", "differentiable augmentation of D's real and fake "
+          "inputs (Zhao et al. 2020)"),
+    Trick("r1", "r1_weight: 10", "gradient penalty on real images (Mescheder et al. 2018)"),
+)}
+
+
 # ---------------------------------------------------------------------------------------------- catalog
 def catalog() -> dict:
     """{kind: {name: one-line description}} of every extension point, recipes included."""
@@ -198,7 +224,8 @@ def catalog() -> dict:
             "losses": {n: entry.description for n, entry in LOSSES.items()},
             "metrics": {n: f"{m.description} ({'lower' if m.lower_is_better else 'higher'} is better)"
                         for n, m in METRICS.items() if m.is_result},
-            "recipes": {n: describe_recipe(n) for n in RECIPES}}
+            "recipes": {n: describe_recipe(n) for n in RECIPES},
+            "tricks": {n: f"{t.description} ({t.setting})" for n, t in TRICKS.items()}}
 
 
 def main() -> None:

@@ -23,9 +23,9 @@
 _names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
-# recipe: a named starting point (dcgan, sngan, wgan_gp, tutorial; see docs/configuration.md).
+# recipe: a named starting point (balanced, dcgan, sngan, wgan_gp, tutorial; see docs/configuration.md).
 # Fields left as None below come from it; any value you pass overrides it.
-recipe = "dcgan"
+recipe = "balanced"
 # data
 dataset = "mnist_subset"
 data_dir = None
@@ -64,11 +64,11 @@ real_label = 1.0
 fake_label = 0.0
 d_steps = None
 ema = 0.0  # a fixed EMA decay per step; ema_kimg (a half-life) is the usual way
-ema_kimg = None  # generator EMA half-life in thousands of images (0 = off), with a ramp-up (ema_rampup)
+ema_kimg = None  # generator EMA half-life in thousands of images (0: off), with a ramp-up (ema_rampup)
 ema_rampup = 0.05
-mbstd_group = None  # minibatch standard-deviation feature in D (0 = off)
-mode_seeking = None  # mode-seeking regularization weight (0 = off)
-augment = None  # DiffAugment policy, e.g. "translation,cutout" ("" = off)
+mbstd_group = None  # minibatch standard-deviation feature in D (0: off)
+mode_seeking = None  # mode-seeking regularization weight (0: off)
+augment = None  # DiffAugment policy, e.g. translation,cutout (empty: off)
 # optimization
 optimizer = None
 g_optimizer = None

@@ -90,3 +90,21 @@ def test_without_study_yaml_and_mixed_types(tmp_path, capsys):
     assert list(runs["run_id"]) == ["a/seed0", "b/seed4"] and list(runs["seed"]) == [0, 4]
     assert list(runs["real_label"]) == ["1.0", "[0.7, 1.0]"]
     assert "tables written" in capsys.readouterr().out
+
+
+def test_classes_table_holds_each_runs_class_aware_metrics(tmp_path):
+    study = study_from_dict(dict(name="c", baseline=BASE, seeds=1))
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "study.yaml").write_text(study.to_yaml())
+    run = study.runs()[0]
+    make_run(run.run_dir(d), run.config, final={"fid": 5.0, "intra_fid": 7.0})
+    RunDirectory(run.run_dir(d)).update_summary(
+        dataset={"classes": ["shirt", "shoe"]},
+        final_class_metrics={"class": [0, 1], "fid": [6.0, 8.0], "recall": [0.5, 0.1], "coverage": [0.7, 0.2],
+                             "n_real": [50, 50], "n_fake": [50, 50]})
+    t = G.gather(d)
+    assert list(t.classes["class_name"]) == ["shirt", "shoe"]
+    assert list(t.classes["recall"]) == [0.5, 0.1] and list(t.classes["run_id"]) == ["baseline/seed0"] * 2
+    assert t.runs.loc[0, "final_intra_fid"] == 7.0
+    assert len(pd.read_parquet(d / "tables" / "classes.parquet")) == 2

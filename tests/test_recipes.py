@@ -20,10 +20,24 @@ def test_a_recipe_sets_every_recipe_field(name):
     assert (c.g_lr, c.d_lr, c.g_filters) == (c.lr, c.lr, c.filters)
 
 
-def test_default_is_the_dcgan_recipe_with_generator_batch_norm():
+def test_default_is_the_balanced_recipe():
     c = Config()
-    assert c.recipe == DEFAULT_RECIPE == "dcgan"
-    assert (c.g_norm, c.d_norm, c.loss) == ("batch", "none", "bce")
+    assert c.recipe == DEFAULT_RECIPE == "balanced"
+    assert (c.g_norm, c.d_norm, c.loss, c.mbstd_group, c.ema_kimg, c.mode_seeking) == \
+        ("conditional_batch", "none", "bce", 4, 10.0, 0.1)
+    assert Config(recipe="dcgan").g_norm == "batch"
+
+
+def test_recipe_values_adapt_to_an_unconditional_gan_and_the_batch_size():
+    c = Config(conditional=False)
+    assert c.g_norm == "batch"  # class-conditional batch norm needs classes
+    assert Config(batch_size=10).mbstd_group == 2  # the largest divisor of the batch within the recipe's group
+    assert Config(batch_size=7).mbstd_group == 0  # no group of 2 or more fits: off
+    assert Config(batch_size=7).mode_seeking == 0.0  # it pairs the halves of a batch
+    with pytest.raises(ConfigError, match="mbstd_group"):
+        Config(batch_size=10, mbstd_group=4)  # a value given explicitly is never changed
+    with pytest.raises(ConfigError, match="g_norm"):
+        Config(conditional=False, g_norm="conditional_batch")
 
 
 def test_explicit_fields_override_the_recipe():
@@ -47,7 +61,7 @@ def test_replace_switches_recipe_but_keeps_chosen_values():
 def test_recipe_name_is_not_hashed_but_its_values_are():
     assert Config(recipe="tutorial").hash != Config().hash
     same = Config(recipe="tutorial", **RECIPES["dcgan"]["values"])
-    assert same.hash == Config().hash
+    assert same.hash == Config(recipe="dcgan").hash
     assert Config.from_dict(Config(recipe="sngan").to_dict()).hash == Config(recipe="sngan").hash
 
 

@@ -369,3 +369,11 @@ def test_budget_page_of_a_sampled_design(tmp_path):
 def test_budget_page_of_a_grid_study_says_it_has_no_sampled_design(preview):
     out = html_outputs(executed(preview, "budget"))
     assert "This study has no sampled design" in out
+
+
+def test_metrics_page_shows_per_class_recall_coverage_and_fid(preview):
+    out = html_outputs(executed(preview, "metrics"))
+    for metric in ("recall", "coverage", "fid"):
+        head, rows = table_by_id(out, f"class-{metric}")
+        assert head[0] == "class" and "baseline" in head
+        assert rows and all(r[0] in [str(d) for d in range(10)] for r in rows)  # mnist_subset's class names
