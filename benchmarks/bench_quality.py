@@ -1,7 +1,7 @@
 """Quality against CPU time: every ganlib recipe (and optionally the tutorial's own loop), side by side.
 
     python benchmarks/bench_quality.py                        # fashion_mnist, 40 CPU-s x (1, 2, 4), 3 seeds
-    python benchmarks/bench_quality.py --recipes balanced,dcgan --seeds 5
+    python benchmarks/bench_quality.py --recipes balanced,balanced+ema_kimg=0,dcgan --seeds 5
     python benchmarks/bench_quality.py --quick                # a smoke run (the figures mean nothing)
 
 `--budget` is one unit of training CPU time: 40 CPU-s is what the default study's 1,350 steps of the `dcgan`
@@ -10,6 +10,7 @@ spent in training steps counted (evaluation is not), and is evaluated at 1x, 2x 
 default evaluator (the dataset's domain-classifier features, 1,000 generated vs 1,000 test images, the same
 latent points for every variant; the EMA generator where the recipe has one, as runs report it).
 
+A variant is a recipe, optionally with fields changed (`balanced+ema_kimg=0`: the default recipe without its EMA).
 Printed per variant and budget (median [min-max] over seeds): FID, intra-class FID, recall, coverage and label
 accuracy; with the number of seeds whose recall is below 0.05 (a collapsed class structure). Variants:
 one per recipe named in `--recipes` (ganlib's `GANTrainer`, default precision), and `loop` for the tutorial's
@@ -31,10 +32,22 @@ MULTIPLES = (1, 2, 4)  # of the budget unit, where the generator is evaluated
 METRICS = ("fid", "intra_fid", "recall", "coverage", "label_accuracy")
 
 
+def parse_variant(text: str):
+    """("balanced", {"ema_kimg": 0.0}) for "balanced+ema_kimg=0": a recipe and fields changed from it."""
+    import yaml
+
+    recipe, *changes = text.split("+")
+    values = {}
+    for change in changes:
+        field, _, value = change.partition("=")
+        values[field] = value if field == "augment" else yaml.safe_load(value)
+    return recipe, values
+
+
 class RecipeRun:
     """A ganlib recipe trained by GANTrainer, a few steps at a time (the train function fit() calls)."""
 
-    def __init__(self, data, recipe, seed, dataset):
+    def __init__(self, data, variant, seed, dataset):
         import keras
 
         from ganlib import Config
@@ -42,7 +55,8 @@ class RecipeRun:
         from ganlib.models import build_models
         from ganlib.trainer import GANTrainer, make_optimizer
 
-        self.config = cfg = Config(recipe=recipe, dataset=dataset, seed=seed, metric_samples=0)
+        recipe, changes = parse_variant(variant)
+        self.config = cfg = Config(recipe=recipe, dataset=dataset, seed=seed, metric_samples=0, **changes)
         keras.utils.set_random_seed(seed)
         g, d = build_models(cfg, data.image_shape, data.num_classes)
         self.trainer = GANTrainer(g, d, cfg, data.num_classes)
@@ -101,8 +115,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--budget", type=float, default=40.0, help="CPU seconds of training in one budget unit")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--recipes", default="balanced,dcgan,sngan,wgan_gp,tutorial",
-                        help="comma-separated recipes; 'loop' is the tutorial's own training loop")
+    parser.add_argument("--recipes", default="balanced,balanced+ema_kimg=0,dcgan,sngan,wgan_gp,tutorial",
+                        help="comma-separated recipes, each optionally with changed fields (balanced+ema_kimg=0); "
+                             "'loop' is the tutorial's own training loop")
     parser.add_argument("--chunk", type=int, default=5, help="training steps between CPU-time checks")
     parser.add_argument("--samples", type=int, default=1000, help="generated and test images per evaluation")
     parser.add_argument("--threads", type=int, default=1,
@@ -111,7 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.budget, args.seeds, args.samples, args.chunk, args.recipes = 1.0, 1, 100, 1, "balanced,loop"
+        args.budget, args.seeds, args.samples, args.chunk, args.recipes = 1.0, 1, 100, 1, "balanced+mbstd_group=2,loop"
 
     from ganlib import Config
     from ganlib.run import configure_threads
@@ -122,9 +137,12 @@ def main(argv=None) -> int:
     from ganlib.recipes import RECIPES
 
     variants = [r for r in args.recipes.split(",") if r]
-    unknown = [r for r in variants if r not in RECIPES and r != "loop"]
+    unknown = [r for r in variants if parse_variant(r)[0] not in RECIPES and r != "loop"]
     if unknown or not variants:
         parser.error(f"--recipes: unknown {unknown}; choose from loop, {', '.join(RECIPES)}")
+    for r in variants:  # a bad field or value fails here, before any training
+        if r != "loop":
+            Config(recipe=parse_variant(r)[0], dataset=args.dataset, **parse_variant(r)[1])
     data = load_dataset(args.dataset, "train")
     if args.quick:
         data = data.take(1024)
