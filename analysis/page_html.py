@@ -118,10 +118,21 @@ def status_html(status) -> str:
 
 
 def show(*parts) -> None:
-    """Display HTML fragments (strings built with the helpers above) in the notebook / page."""
-    from IPython.display import HTML, display
+    """Display HTML fragments (strings built with the helpers above) in the notebook / page.
 
-    display(HTML("".join(parts)))
+    Under Quarto they go out as Markdown holding one raw HTML block: Quarto treats any text/html output as a
+    "JavaScript widget" and then loads require.js and jQuery from a CDN into every page, which fails offline
+    (a console error on every page) and fetches third-party scripts online. Backticks are written as entities,
+    so no text from a study can close the raw block."""
+    import os
+
+    from IPython.display import HTML, Markdown, display
+
+    fragment = "".join(parts)
+    if os.environ.get("QUARTO_PROJECT_ROOT") or os.environ.get("QUARTO_DOCUMENT_PATH"):
+        display(Markdown("```{=html}\n" + fragment.replace("`", "&#96;") + "\n```"))
+    else:
+        display(HTML(fragment))
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:

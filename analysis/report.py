@@ -178,18 +178,62 @@ def _quiet(nb):
 
 
 # ----------------------------------------------------------------------------------------------- HTML
+# What a run's notebook may keep of its HTML (rendered Markdown, tables, images): prose, headings, lists, tables,
+# images embedded as data: URIs (PNG, GIF, JPEG). Everything else is escaped to text; no attribute can hold script.
+SAFE_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
+                       "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+                       "i", "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong",
+                       "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul"})
+SAFE_ATTRIBUTES = frozenset({"class", "id", "title", "alt", "width", "height", "colspan", "rowspan", "align"})
+
+
+def _safe_attribute(tag: str, name: str, value: str) -> bool:
+    if name in SAFE_ATTRIBUTES:
+        return True
+    scheme = value.strip().lower().split(":", 1)[0] if ":" in value.split("/", 1)[0] else ""
+    if tag == "a" and name == "href":
+        return scheme in ("", "http", "https", "mailto")
+    if tag == "img" and name == "src":  # embedded pictures only: a path would point into the run directory
+        return value.strip().lower().startswith(("data:image/png", "data:image/gif", "data:image/jpeg"))
+    return False
+
+
+def safe_html(fragment) -> str:
+    """`fragment` with only SAFE_TAGS and safe attributes (bleach): nbconvert's own `clean_html` escapes
+    headings and paragraphs too, which made a run notebook's rendered Markdown show as raw HTML text."""
+    import bleach
+
+    fragment = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
+    return bleach.clean(fragment, tags=SAFE_TAGS, attributes=_safe_attribute,
+                        protocols=["http", "https", "mailto", "data"], strip_comments=True)
+
+
 def _exporter(exclude_input: bool, sanitize: bool = False):
-    """`sanitize`: for notebooks the report did not write (each run's train.ipynb): nbconvert's sanitizer (bleach)
-    escapes scripts, event handlers and other active markup in their HTML, Markdown and SVG outputs and drops
-    JavaScript outputs, so a run directory cannot inject code into the report."""
+    """`sanitize`: for notebooks the report did not write (each run's train.ipynb): their Markdown and HTML
+    outputs keep headings, tables and embedded images but lose scripts, event handlers and other active markup
+    (`safe_html`), and JavaScript outputs are dropped, so a run directory cannot inject code into the report."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"ganlib_offline.j2": TEMPLATE})],
                             embed_images=True, exclude_input=exclude_input, exclude_input_prompt=True,
-                            exclude_output_prompt=True, sanitize_html=sanitize)
+                            exclude_output_prompt=True, sanitize_html=sanitize,
+                            filters={"clean_html": safe_html} if sanitize else {})
     exporter.template_file = "ganlib_offline.j2"
     return exporter
+
+
+def show_gifs(nb):
+    """GIF outputs (training animations, latent traversals) as embedded <img>: nbconvert's templates render
+    PNG, JPEG and SVG only, and printed the GIF's text fallback ("<IPython.core.display.Image object>")."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            if "image/gif" in data and "text/html" not in data:
+                gif = data["image/gif"]
+                gif = "".join(gif) if isinstance(gif, list) else gif
+                data["text/html"] = f'<img src="data:image/gif;base64,{gif.strip()}" alt="animation">'
+    return nb
 
 
 def nav_html(pages, current: Optional[str], prefix: str, study_name: str) -> str:
@@ -230,7 +274,7 @@ def export_notebooks(study_dir: Path, out: Path, pages=(), study_name: str = "")
             written.append(target)
             continue
         nav = nav_html([(title, _out_name(q)) for title, q in pages], None, "../../", f"{study_name} · {variation}/{seed}")
-        target.write_text(to_html(nb, nav, exclude_input=False, sanitize=True))
+        target.write_text(to_html(show_gifs(nb), nav, exclude_input=False, sanitize=True))
         written.append(target)
     return written
 
@@ -276,8 +320,9 @@ def build(study_dir, out=None, pages: Optional[list] = None, rolling_window: int
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("study_dir", nargs="?", default=os.environ.get("GANLIB_STUDY") or "studies/quick",
-                        help="the study folder (default: $GANLIB_STUDY, else studies/quick)")
+    parser.add_argument("study_dir", nargs="?",
+                        help="the study folder (default: $GANLIB_STUDY; with --export-notebooks, the study the "
+                             "pages of the current Quarto render showed; else studies/quick)")
     parser.add_argument("--out", help="output folder (default: _preview/<study folder name>)")
     parser.add_argument("--pages", nargs="+", metavar="PAGE", help="only these pages (file stems, e.g. statistics)")
     parser.add_argument("--rolling-window", type=int, default=5, help="steps averaged in the training curves")
@@ -285,7 +330,10 @@ def main(argv=None) -> int:
                         help="only convert the runs' notebooks, into OUT/notebooks (default OUT: "
                              "$QUARTO_PROJECT_OUTPUT_DIR/reports, for Quarto's post-render step)")
     args = parser.parse_args(argv)
-    from analysis.studydir import StudyDirectory, StudyNotReady
+    from analysis.studydir import StudyDirectory, StudyNotReady, rendered_study
+
+    args.study_dir = (args.study_dir or os.environ.get("GANLIB_STUDY")
+                      or (rendered_study() if args.export_notebooks else None) or "studies/quick")
 
     try:
         study_dir = StudyDirectory(args.study_dir).check_ready().path

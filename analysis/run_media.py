@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from ganlib.device import import_tensorflow_quietly
 from ganlib.plotting import png_bytes
 
 
@@ -43,6 +44,7 @@ def load_generator(run_dir):
     """A completed run's final generator (its EMA copy when present), through ganlib's one safe loader."""
     from ganlib.sampling import load_generator as load
 
+    import_tensorflow_quietly()
     return load(run_dir)[0]
 
 
@@ -87,5 +89,6 @@ def generated_samples(run_dir, n: int = 64, seed: int = 1234):
     """n samples of a run's final generator from seeded latent points (labels cycling through the classes)."""
     from ganlib.sampling import load_generator, seeded_samples
 
+    import_tensorflow_quietly()
     generator, class_names = load_generator(run_dir)
     return seeded_samples(generator, n, seed, len(class_names or []) or 1)[0]

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from analysis.studydir import StudyDirectory, StudyNotReady  # noqa: F401  (StudyNotReady: raised for pages)
+from analysis.studydir import StudyDirectory, StudyNotReady, remember_rendered_study  # noqa: F401  (StudyNotReady: raised for pages)
 from ganlib.registry import METRICS, lower_is_better
 
 BASELINE = "baseline"
@@ -205,6 +205,7 @@ def open_study(study_dir) -> StudyData:
     from analysis.plots import set_style
 
     directory = StudyDirectory(check_study_dir(resolve_study_dir(study_dir)))
+    remember_rendered_study(directory.path)  # for Quarto's post-render step (analysis/quarto_post_render.py)
     runs = directory.read_table("runs")
     runs["variation"] = runs["variation"].astype(str)
     epochs = directory.read_table("epochs")

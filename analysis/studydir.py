@@ -130,3 +130,33 @@ class StudyDirectory:
     def display_name(self) -> str:
         """The study's name as study.yaml gives it (the folder's name otherwise)."""
         return str(self.definition().get("name") or self.name)
+
+
+# Quarto runs the post-render step (which converts the runs' notebooks) without the pages' parameters, so the
+# pages leave the study they showed in Quarto's scratch folder for it.
+def _rendered_study_marker():
+    import os
+
+    root = os.environ.get("QUARTO_PROJECT_ROOT") or os.environ.get("QUARTO_PROJECT_DIR")
+    return Path(root) / ".quarto" / "ganlib-study" if root else None
+
+
+def remember_rendered_study(study_dir) -> None:
+    """Under Quarto (the kernel has QUARTO_PROJECT_ROOT): note which study the pages are rendering."""
+    marker = _rendered_study_marker()
+    if marker is None:
+        return
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(Path(study_dir).resolve()))
+    except OSError:  # a read-only project: the post-render step falls back to $GANLIB_STUDY or studies/quick
+        pass
+
+
+def rendered_study():
+    """The study the pages of the current Quarto render showed (None outside a render or before any page)."""
+    marker = _rendered_study_marker()
+    try:
+        return marker.read_text().strip() or None if marker is not None else None
+    except OSError:
+        return None

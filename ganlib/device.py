@@ -1,9 +1,11 @@
 """What the machine offers that changes how a run is computed (not what it means)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
+import sys
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 # The user's own setting, read when `import ganlib` first loads this module, before prefer_onednn() sets it.
@@ -117,3 +119,29 @@ def _cpu_model() -> str:
             return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         return ""
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Send what native code writes to file descriptor 2 to /dev/null for a while.
+
+    TensorFlow's C++ start-up lines ("oneDNN custom operations are on", absl's "All log messages before
+    absl::InitializeLog()") are written before TF_CPP_MIN_LOG_LEVEL is read, straight to the process's stderr;
+    in a report render they stream through Quarto's console for every page that loads a generator."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (once) without its native start-up lines; Python warnings and errors still show."""
+    if "tensorflow" in sys.modules:
+        return
+    with quiet_native_stderr():
+        import tensorflow  # noqa: F401

@@ -14,7 +14,19 @@ set +e
 .venv/bin/python -m analysis.sweep "$study_file" --out studies
 sweep_status=$?
 set -e
-.venv/bin/python -m analysis.report "studies/$study_name" --out "_preview/$study_name"
-echo
-echo "Report: file://$PWD/_preview/$study_name/index.html   (or, with Quarto: quarto render -P study_dir:studies/$study_name)"
+# The real Quarto site when Quarto is installed (on PATH, or .venv/quarto from the test setup), else the preview.
+quarto_bin=$(command -v quarto || true)
+[ -n "$quarto_bin" ] || { [ -x .venv/quarto/bin/quarto ] && quarto_bin=.venv/quarto/bin/quarto; } || true
+if [ -n "$quarto_bin" ]; then
+  echo "Rendering the report with Quarto ($quarto_bin)"
+  QUARTO_PYTHON="$PWD/.venv/bin/python" "$quarto_bin" render -P "study_dir:studies/$study_name"
+  echo
+  echo "Report (Quarto site) in _site/: python3 -m http.server -d _site 8000, then open http://localhost:8000/reports/"
+  echo "  (a browser blocks some of the site's scripts under file://; the pages still read there)"
+else
+  echo "Quarto is not installed: building the offline preview instead (install Quarto for the site: docs/report.md)"
+  .venv/bin/python -m analysis.report "studies/$study_name" --out "_preview/$study_name"
+  echo
+  echo "Report (offline preview): file://$PWD/_preview/$study_name/index.html"
+fi
 exit "$sweep_status"

@@ -32,4 +32,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ "$want_test" = 1 
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
+# Tests and CI render a study with the real Quarto. Users install Quarto the usual way (https://quarto.org); here
+# the offline bundle beside the project (../shared/tools/quarto, never copied into it) goes into .venv/quarto.
+quarto_bundle=../shared/tools/quarto
+if [ "$want_test" = 1 ] && [ ! -x .venv/quarto/bin/quarto ] && ! command -v quarto >/dev/null 2>&1 \
+   && [ -f "$quarto_bundle/install_quarto.sh" ]; then
+  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null || true
+  fi
+  echo "[setup] installing Quarto from $quarto_bundle into .venv/quarto (for the report's Quarto test)"
+  bash "$quarto_bundle/install_quarto.sh" install "$PWD/.venv/quarto" "$(ls "$quarto_bundle"/quarto-*-offline.tar.gz | head -n 1)" \
+    --no-python >/tmp/ganlib-quarto-install.log 2>&1 \
+    || echo "[setup] WARNING: Quarto could not be installed (log: /tmp/ganlib-quarto-install.log); tests/test_quarto.py will say so."
+fi
 echo "[setup] ready: $(.venv/bin/python -c 'import ganlib, keras, tensorflow as tf; print("ganlib", ganlib.__version__, "keras", keras.__version__, "tensorflow", tf.__version__)' 2>/dev/null)"

@@ -46,7 +46,9 @@ def make_study(out: Path) -> Path:
     for run in (study_dir / "runs").glob("*/seed*"):  # stand-ins for the executed notebooks papermill writes
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Train one GAN configuration"),
                                              nbformat.v4.new_code_cell("print('trained')")])
-        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {run.parent.name}\n")]
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {run.parent.name}\n"),
+                               nbformat.v4.new_output("display_data", data={  # a 1x1 GIF, as IPython shows one
+                                   "image/gif": "R0lGODlhAQABAAAAACw=", "text/plain": "<IPython.core.display.Image object>"})]
         if run.parent.name == "baseline" and run.name == "seed0":  # a run directory someone tampered with
             nb.cells[0].source += HOSTILE_HTML
             nb.cells[1].outputs += [nbformat.v4.new_output("display_data", data={"text/html": HOSTILE_HTML}),
@@ -249,6 +251,9 @@ def test_hostile_strings_are_escaped(preview):
 def test_run_notebooks_are_sanitized(preview):
     page = (preview["out"] / "notebooks" / "baseline" / "seed0.html").read_text()
     assert "<b>fine</b>" in page  # harmless markup stays
+    assert re.search(r"<h1[^>]*>Train one GAN configuration", page)  # rendered Markdown, not escaped as text
+    assert "&lt;h1" not in page
+    assert 'src="data:image/gif;base64,R0lGODlhAQABAAAAACw="' in page  # GIFs shown, not their text fallback
     assert not re.search(r"<script\b", page, re.I)  # escaped as text (&lt;script&gt;) at most
     assert not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", page, re.I)  # no event handler inside a real tag
     assert "data-xss', 'javascript" not in page  # the JavaScript output is dropped
