@@ -134,3 +134,26 @@ def test_page_works_in_chromium(site, server, page, tmp_path):
     if page.endswith("runs.html"):  # the links to the runs' notebooks resolve too
         notebook_links = re.findall(r'href="([^"]*notebooks/[^"]+\.html)"', body)
         assert notebook_links and all(resolves(server, url, href) for href in notebook_links)
+
+
+def _content(html: str) -> dict:
+    """What a page shows, renderer-independent: its tables (by id), callout titles and figure count."""
+    return {"tables": sorted(set(re.findall(r'<table[^>]*\bid="([^"]+)"', html))),
+            "callouts": sorted(re.sub(r"\s+", " ", t) for t in re.findall(r'<b class="title">(.*?)</b>', html, re.S)),
+            "figures": len(re.findall(r'<img\b', re.sub(r"<(pre|code)\b.*?</\1>", "", html, flags=re.S)))}
+
+
+def test_site_and_offline_preview_show_the_same_tables_warnings_and_figures(site, tmp_path):
+    """Both are built from the same .qmd pages; only the frame differs (Quarto's theme, table of contents and
+    code tools; the preview's embedded pictures)."""
+    from analysis import report
+
+    preview = report.build(site["study"], tmp_path / "preview")
+    for page in pages():
+        name = Path(page).name
+        quarto_page = (site["dir"] / page).read_text()
+        preview_page = (preview["out"] / name).read_text()
+        q, p = _content(quarto_page), _content(preview_page)
+        assert q["tables"] == p["tables"], name
+        assert q["callouts"] == p["callouts"], name
+        assert q["figures"] == p["figures"], (name, q["figures"], p["figures"])
