@@ -109,11 +109,15 @@ class StudyDirectory:
         return pd.read_parquet(path) if path.exists() else None
 
     def write_table(self, name: str, df) -> None:
+        """tables/<name>.parquet (what the report reads) and tables/<name>.csv (for spreadsheets and other
+        tools), each written atomically: the report never reads half a table."""
         from ganlib.rundir import atomic_path
 
         self.tables_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.table_file(name)) as tmp:  # the report never reads half a table
+        with atomic_path(self.table_file(name)) as tmp:
             df.to_parquet(tmp, index=False)
+        with atomic_path(self.table_file(name).with_suffix(".csv")) as tmp:
+            df.to_csv(tmp, index=False)
 
     def check_ready(self) -> "StudyDirectory":
         """self, or StudyNotReady saying which command makes what is missing."""

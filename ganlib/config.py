@@ -166,7 +166,7 @@ class Config:
         if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise ConfigError("recipe", self.recipe, "one of " + ", ".join(RECIPES) + " (see ganlib.recipes)")
         given = {name for name in RECIPE_FIELDS if getattr(self, name) is not None}
-        values = adapt(recipe_values(self.recipe), {"conditional": self.conditional,
+        values = adapt(recipe_values(self.recipe), {"conditional": self.conditional, "ema": self.ema,
                                                     **{name: getattr(self, name) for name in given}})
         for name, value in values.items():
             if name in given:
@@ -357,13 +357,7 @@ class Config:
             raise ConfigError("ema", self.ema, f"0 when ema_kimg is set ({self.ema_kimg}): give the EMA as a "
                               "half-life (ema_kimg) or as a decay per step (ema), not both")
         integer("mbstd_group", 0, 64)
-        if self.mbstd_group and self.batch_size % self.mbstd_group:
-            raise ConfigError("mbstd_group", self.mbstd_group, f"a divisor of batch_size ({self.batch_size}), so "
-                              "that no group mixes real and generated images, or 0 (off)")
         number("mode_seeking", 0, 100)
-        if self.mode_seeking and self.batch_size % 2:
-            raise ConfigError("mode_seeking", self.mode_seeking, f"0 with an odd batch_size ({self.batch_size}): "
-                              "mode seeking compares the two halves of each generated batch")
         from .augment import parse_policy
 
         if not isinstance(self.augment, str):
@@ -391,6 +385,12 @@ class Config:
                 raise ConfigError(name, v, "a number in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
         self._validate_d_steps()
         integer("batch_size", 1, 65536)
+        if self.mbstd_group and self.batch_size % self.mbstd_group:
+            raise ConfigError("mbstd_group", self.mbstd_group, f"a divisor of batch_size ({self.batch_size}), so "
+                              "that no group mixes real and generated images, or 0 (off)")
+        if self.mode_seeking and self.batch_size % 2:
+            raise ConfigError("mode_seeking", self.mode_seeking, f"0 with an odd batch_size ({self.batch_size}): "
+                              "mode seeking compares the two halves of each generated batch")
         integer("epochs", 1)
         integer("steps_per_epoch", 1, optional=True)
         integer("seed", 0, 2**31 - 1)

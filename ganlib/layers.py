@@ -87,7 +87,8 @@ class MinibatchStdDev(layers.Layer):
 
     Groups are *consecutive* samples (StyleGAN's are strided): ganlib's trainer concatenates a real and a fake
     batch for one discriminator pass, and consecutive groups never mix the two when the batch size is a multiple
-    of `group_size` (which `Config` checks). A batch smaller than the group forms one group."""
+    of `group_size` (which `Config` checks). A batch that `group_size` does not divide uses the largest group
+    size that does (1 for a prime batch size: the feature is then 0)."""
 
     def __init__(self, group_size: int = 4, **kwargs):
         super().__init__(**kwargs)
@@ -97,7 +98,10 @@ class MinibatchStdDev(layers.Layer):
         from keras import ops
 
         n = ops.shape(x)[0]
-        group = ops.minimum(self.group_size, n)
+        # The largest group size up to group_size that divides this batch (training batches: group_size itself,
+        # which Config checks; D scoring an odd batch elsewhere gets smaller groups, 1 at worst).
+        sizes = ops.arange(1, self.group_size + 1, dtype="int32")
+        group = ops.max(ops.where(ops.equal(ops.mod(ops.cast(n, "int32"), sizes), 0), sizes, 1))
         rest = tuple(x.shape[1:])  # (H, W, C) for feature maps, (F,) for dense features
         y = ops.reshape(ops.cast(x, "float32"), (-1, group, *rest))
         y = ops.sqrt(ops.var(y, axis=1) + 1e-8)  # (groups, *rest): each feature's spread within its group

@@ -60,7 +60,8 @@ def adapt(values: dict, given: dict) -> dict:
     """A recipe's values fitted to the fields the user gave (`given`), for the settings that depend on them:
     class-conditional batch norm becomes plain batch norm in an unconditional GAN, the minibatch-stddev group
     shrinks to the largest divisor of the batch size (off when that is 1), and mode seeking (which pairs the
-    halves of a batch) is off with an odd batch size. An explicit value is never changed: Config refuses it if
+    halves of a batch) is off with an odd batch size; an EMA given as `ema` (a decay) replaces the recipe's
+    `ema_kimg`. An explicit value is never changed: Config refuses it if
     it does not fit."""
     values = dict(values)
     if values.get("g_norm") == "conditional_batch" and given.get("conditional") is False:
@@ -71,6 +72,8 @@ def adapt(values: dict, given: dict) -> dict:
         values["mbstd_group"] = group if group > 1 else 0
     if values.get("mode_seeking") and isinstance(batch, int) and batch % 2:
         values["mode_seeking"] = 0.0
+    if given.get("ema"):  # an EMA given as a decay per step replaces the recipe's half-life
+        values["ema_kimg"] = 0.0
     return values
 
 

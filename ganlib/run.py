@@ -350,8 +350,13 @@ def evaluate_untrained(config: Config, data, evaluate: Callable) -> dict:
 
     from .models import build_models
 
+    from .trainer import refresh_batch_norm_statistics
+
     keras.utils.set_random_seed(config.seed)
     generator, _ = build_models(config, data.image_shape, data.num_classes)
+    # Batch-norm statistics of its own, as the EMA generator gets them: with its initial statistics (mean 0,
+    # variance 1) an untrained generator draws near-grey images, a floor any run beats too easily.
+    refresh_batch_norm_statistics(generator, data.num_classes, config.conditional)
     key = evaluate.key(generator) if hasattr(evaluate, "key") else None
     if key is None:
         return dict(evaluate(generator))

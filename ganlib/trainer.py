@@ -136,9 +136,10 @@ class GANTrainer(keras.Model):
 
     def sample_noise(self, n):
         z = keras.random.normal((n, self.config.latent_dim), seed=self.noise_seed)
-        if self.config.mode_seeking:  # each batch's second half asks for the classes of its first half
-            half = keras.random.randint((n // self.config.batch_size, self.config.batch_size // 2), 0,
-                                        self.num_classes, seed=self.noise_seed, dtype="int32")
+        bs = self.config.batch_size
+        if self.config.mode_seeking and n % bs == 0:  # each batch's second half asks for its first half's classes
+            half = keras.random.randint((n // bs, bs // 2), 0, self.num_classes, seed=self.noise_seed,
+                                        dtype="int32")
             return z, ops.reshape(ops.concatenate([half, half], axis=1), (n,))
         labels = keras.random.randint((n,), 0, self.num_classes, seed=self.noise_seed, dtype="int32")
         return z, labels

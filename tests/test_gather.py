@@ -67,6 +67,8 @@ def test_runs_and_epochs_tables(study_dir):
     for name in ("runs", "epochs", "stability", "rolling"):
         saved = pd.read_parquet(study_dir / "tables" / f"{name}.parquet")
         assert len(saved) == len(getattr(t, name))
+        as_csv = pd.read_csv(study_dir / "tables" / f"{name}.csv")  # the same table for other tools
+        assert list(as_csv.columns) == list(saved.columns) and len(as_csv) == len(saved)
 
 
 def test_batches_on_demand_and_streaming(study_dir):

@@ -52,6 +52,10 @@ def site(tmp_path_factory):
     require("chromium", Path(CHROMIUM).exists(), "chromium")
     base = tmp_path_factory.mktemp("quarto")
     study = make_study(base)
+    import pandas as pd
+
+    runs = pd.read_parquet(study / "tables" / "runs.parquet")
+    assert (runs["status"] == "failed").any() and (runs["verdict"] == "did_not_learn").any()  # what pages must show
     project = base / "project"  # the report's files only: the render writes _site/ and .quarto/ there
     project.mkdir()
     for name in ("_quarto.yml", "index.qmd"):

@@ -472,7 +472,7 @@ def test_incompatible_or_damaged_run_directory_is_refused_untouched(tmp_path, da
 
 def test_changed_config_under_an_existing_run_directory_is_refused_untouched(reference):
     before = snapshot(reference.path)
-    with pytest.raises(RunDirectoryError, match="different configuration.*'lr': \\(0.0002, 0.001\\)"):
+    with pytest.raises(RunDirectoryError, match="different configuration.*'lr': \\(0.0004, 0.001\\)"):
         train(cfg(lr=1e-3), reference.path, verbose=0)
     assert snapshot(reference.path) == before
 

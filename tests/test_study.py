@@ -24,7 +24,8 @@ def error_of(data) -> str:
 
 
 def test_variations_grid_and_runs(tmp_path):
-    s = study_from_dict(study(grid={"d_lr": [1.0e-4, 2.0e-4], "g_lr": [2.0e-4]}, seeds=[3, 7]))
+    s = study_from_dict(study(baseline={**BASE, "lr": 2.0e-4}, grid={"d_lr": [1.0e-4, 2.0e-4], "g_lr": [2.0e-4]},
+                              seeds=[3, 7]))
     names = [v.name for v in s.variations]
     # d_lr=2e-4,g_lr=2e-4 is the baseline: trained once, under the name "baseline"
     assert names == ["baseline", "small_lr", "d_lr=1e-4,g_lr=2e-4"]
@@ -117,8 +118,10 @@ def test_file_errors(tmp_path):
 def test_shipped_studies_are_valid():
     quick = load_study(STUDIES / "quick.yaml")
     assert len(quick.variations) >= 2 and len(quick.seeds) >= 5 and quick.question
-    assert quick.baseline.dataset == "fashion_mnist" and quick.primary_metric == "final_label_accuracy"
-    assert [v.config.d_conditioning for v in quick.variations] == ["projection", "concat"]
+    assert quick.baseline.dataset == "fashion_mnist" and quick.primary_metric == "final_intra_fid"
+    assert [v.config.recipe for v in quick.variations] == ["balanced", "dcgan"]
+    dcgan = quick.variation("dcgan").config
+    assert dcgan.epochs * dcgan.steps_per_epoch > quick.baseline.epochs * quick.baseline.steps_per_epoch  # equal CPU
     emnist = load_study(STUDIES / "emnist.yaml")
     b = emnist.baseline
     assert (b.dataset, b.latent_dim, b.embedding_dim, b.d_filters, b.g_filters, b.leaky_slope, b.lr, b.beta1,

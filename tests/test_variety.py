@@ -36,7 +36,7 @@ def test_ema_options_are_checked():
         Config(ema=0.99, ema_kimg=10.0, **SMALL)
     with pytest.raises(ConfigError, match="ema_rampup"):
         Config(ema_kimg=1.0, ema_rampup=2.0, **SMALL)
-    assert Config(**SMALL).hash == Config(ema_rampup=0.1, **SMALL).hash  # the ramp-up matters only with an EMA
+    assert Config(recipe="dcgan", **SMALL).hash == Config(recipe="dcgan", ema_rampup=0.1, **SMALL).hash  # no EMA: no matter
     assert Config(ema_kimg=1.0, **SMALL).hash != Config(ema_kimg=1.0, ema_rampup=0.1, **SMALL).hash
 
 
@@ -76,6 +76,10 @@ def test_minibatch_stddev_uses_consecutive_groups_that_never_mix_real_and_fake()
     np.testing.assert_array_equal(out[..., :3], np.concatenate([real, fake]))
     dense = np.asarray(MinibatchStdDev(2)(np.ones((4, 5), "float32")))
     assert dense.shape == (4, 6)
+    odd = np.asarray(MinibatchStdDev(4)(np.concatenate([real[:3], fake[:3]])))  # 6 images: groups of 3
+    np.testing.assert_allclose(odd[:3, ..., 3], 1e-4, atol=1e-4)
+    np.testing.assert_allclose(odd[3:, ..., 3], np.sqrt(fake[:3].var(axis=0) + 1e-8).mean(), rtol=1e-5)
+    assert np.asarray(MinibatchStdDev(4)(fake[:3])).shape == (3, 2, 2, 4)  # a prime batch: groups of 1
 
 
 def test_minibatch_stddev_needs_a_group_that_divides_the_batch():
