@@ -76,8 +76,9 @@ def run_study(study_file: Path, out: Path, seeds: int, quick: bool, scheduler=No
         sys.path.insert(0, str(ROOT / "tests"))
         from tiny import TINY
 
-        study.update(baseline={**TINY, "metric_samples": 200}, grid={"lr": [2e-4, 1e-4]}, metrics=["fid"],
-                     primary_metric="final_fid", factors=["lr"])
+        study.pop("variations", None)  # two tiny configurations: the baseline (lr 2e-4) and lr 1e-4
+        study.update(baseline={**TINY, "metric_samples": 200, "lr": 2e-4}, grid={"lr": [2e-4, 1e-4]},
+                     metrics=["fid"], primary_metric="final_fid", factors=["lr"])
     path = out / "overhead.yaml"
     path.write_text(yaml.safe_dump(study))
     subprocess.run([sys.executable, "-m", "analysis.sweep", str(path), "--out", str(out)]
