@@ -239,18 +239,6 @@ class Config:
     def ema_on(self) -> bool:
         return bool(self.ema or self.ema_kimg)
 
-    def ema_decay(self, images_seen: float) -> float:
-        """The generator EMA's decay for the next step, after `images_seen` generated images (batch per step).
-
-        StyleGAN2-ADA's rule (Karras et al. 2020, training_loop.py): a half-life of ema_kimg thousand images, but
-        at most ema_rampup x the images seen so far, so that early in a run the average forgets its random
-        initial weights quickly instead of dragging them along for thousands of steps. `ema` (a fixed decay per
-        step) is turned into the half-life it implies at this batch size and ramped up the same way."""
-        half_life = self.ema_kimg * 1000.0 if self.ema_kimg else self.batch_size * math.log(0.5) / math.log(self.ema)
-        if self.ema_rampup:
-            half_life = min(half_life, images_seen * self.ema_rampup)
-        return 0.5 ** (self.batch_size / max(half_life, 1e-8))
-
     @property
     def dataset_info(self):
         return DATASETS[self.dataset]

@@ -79,8 +79,8 @@ class GANTrainer(keras.Model):
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
             self.ema_generator.trainable = False
-            # Only the trained weights are averaged: normalization statistics of averaged weights are recomputed
-            # for the averaged weights when the EMA generator is used (refresh_ema_statistics).
+            # Only the trained weights are averaged: the batch-norm statistics of the averaged weights are
+            # recomputed for them when the EMA generator is used (sampling_generator).
             self._ema_pairs = [(e, w) for e, w in zip(self.ema_generator.weights, generator.weights) if w.trainable]
             self._ema_refreshed_at = None
         self.scales = len(generator.outputs)  # > 1: MSG-GAN, D sees image pyramids
