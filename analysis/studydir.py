@@ -160,7 +160,9 @@ def remember_rendered_study(study_dir) -> None:
 def rendered_study():
     """The study the pages of the current Quarto render showed (None outside a render or before any page)."""
     marker = _rendered_study_marker()
+    if marker is None:
+        return None
     try:
-        return marker.read_text().strip() or None if marker is not None else None
+        return marker.read_text().strip() or None
     except OSError:
         return None

@@ -137,12 +137,12 @@ def main(argv=None) -> int:
     from ganlib.recipes import RECIPES
 
     variants = [r for r in args.recipes.split(",") if r]
-    unknown = [r for r in variants if parse_variant(r)[0] not in RECIPES and r != "loop"]
+    parsed = {r: parse_variant(r) for r in variants if r != "loop"}
+    unknown = [r for r, (recipe, _) in parsed.items() if recipe not in RECIPES]
     if unknown or not variants:
         parser.error(f"--recipes: unknown {unknown}; choose from loop, {', '.join(RECIPES)}")
-    for r in variants:  # a bad field or value fails here, before any training
-        if r != "loop":
-            Config(recipe=parse_variant(r)[0], dataset=args.dataset, **parse_variant(r)[1])
+    for recipe, changes in parsed.values():  # a bad field or value fails here, before any training
+        Config(recipe=recipe, dataset=args.dataset, **changes)
     data = load_dataset(args.dataset, "train")
     if args.quick:
         data = data.take(1024)
