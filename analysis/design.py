@@ -57,8 +57,11 @@ class Dimension:
             return _round(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
         if self.kind == "int":  # every integer of [low, high] equally likely
             return int(min(high, low + math.floor(u * (high - low + 1))))
-        # logint: integers spread evenly in log space (16, 32, 64 as likely as 16..31 vs 32..64)
-        return int(min(high, round(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))))
+        # logint: integers spread evenly in log space (16..31 as likely as 32..63). Each integer owns
+        # [i - 0.5, i + 0.5) of the log-uniform draw, the ends too: drawing on [low, high] gave the end points
+        # half their share ([1, 4] drew 4 only 9.6 % of the time, not 19 %).
+        a, b = math.log(low - 0.5), math.log(high + 0.5)
+        return int(min(high, max(low, math.floor(math.exp(a + u * (b - a)) + 0.5))))
 
 
 def _round(x: float) -> float:

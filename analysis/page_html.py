@@ -28,6 +28,7 @@ CSS = """<style>
 .ganlib-table th{background:#f3f5f7;border-bottom:2px solid #bbb}
 .ganlib-table td.text,.ganlib-table th.text{text-align:left;white-space:normal}
 .ganlib-table td{white-space:nowrap}
+.ganlib-scroll{overflow-x:auto;max-width:100%}
 .ganlib-table small{color:#666;font-weight:normal}
 .ganlib-table tr.best td{background:#eaf6ec;font-weight:600}
 .ganlib-table tr.flag td{background:#fff4e5}
@@ -71,11 +72,24 @@ def fmt(value, digits: int = 4) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
 
 
+def interval(low, high, coverage=np.nan, digits: int = 4, nominal: float = 0.95) -> str:
+    """"[low, high]" as the tables print an interval; where its exact coverage is more than 2.5 points from the
+    nominal level (the range of 2-5 seeds, which is all an exact interval for a median can be; or the range of 8
+    seeds, 99 %) the coverage it has is said: "[1, 3] (75 %)"."""
+    if low is None or pd.isna(low):
+        return "–"
+    text = f"[{fmt(low, digits)},\u00a0{fmt(high, digits)}]"
+    if coverage is not None and np.isfinite(coverage) and abs(coverage - nominal) > 0.025:
+        text += f"\u00a0({coverage * 100:.0f}\u00a0%)"
+    return text
+
+
 def table(df: pd.DataFrame, raw=(), table_id: Optional[str] = None, highlight=None, digits: int = 4,
           mark: str = "best") -> str:
     """An HTML table; every cell is escaped except the columns named in `raw` (already-safe HTML).
 
-    `highlight`: a boolean sequence marking rows to emphasise, in green (mark="best") or amber (mark="flag").
+    `highlight`: a sequence marking rows to emphasise: True for `mark` (green "best" or amber "flag"), or the
+    class itself per row ("best", "flag"; False or "" for none).
     """
     numeric = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
     cls = lambda c: "" if c in numeric else ' class="text"'  # noqa: E731
@@ -84,9 +98,10 @@ def table(df: pd.DataFrame, raw=(), table_id: Optional[str] = None, highlight=No
     marks = list(highlight) if highlight is not None else [False] * len(df)
     for marked, (_, r) in zip(marks, df.iterrows()):
         cells = "".join(f"<td{cls(c)}>{r[c] if c in raw else esc(fmt(r[c], digits))}</td>" for c in df.columns)
-        rows.append(f"<tr{f' class={mark}' if marked else ''}>{cells}</tr>")
+        kind = marked if isinstance(marked, str) else (mark if marked else "")
+        rows.append(f"<tr{f' class={kind}' if kind in ('best', 'flag') else ''}>{cells}</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
-    return (f'<div style="overflow-x:auto"><table class="ganlib-table table table-sm"{ident}><thead><tr>{head}'
+    return (f'<div class="ganlib-scroll"><table class="ganlib-table table table-sm"{ident}><thead><tr>{head}'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 

@@ -118,8 +118,9 @@ def set_style() -> None:
 
 
 def budget_figure(curves: pd.DataFrame, metric: str, lower_is_better: bool):
-    """Expected best `metric` against the number of trials, one line (with its bootstrap band) per group of an
-    `analysis.budget.budget_curves` table (the figure of Lucic et al. 2018)."""
+    """Expected best `metric` against the number of trials, one line per group of an
+    `analysis.budget.budget_curves` table (the figure of Lucic et al. 2018), with the exact 95 % interval of the
+    median best of k shaded; where one side of it does not exist, the other is drawn dashed."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -129,7 +130,12 @@ def budget_figure(curves: pd.DataFrame, metric: str, lower_is_better: bool):
         color = "#333333" if group == "all trials" else cmap(i % 10)
         ax.plot(d["k"], d["expected"], color=color, lw=1.8, marker="o" if len(d) < 15 else None, ms=3,
                 label=f"{_label(str(group))} ({int(d['trials'].iloc[0])} trials)")
-        ax.fill_between(d["k"], d["ci_low"], d["ci_high"], color=color, alpha=0.15, lw=0)
+        both = d["median_low"].notna() & d["median_high"].notna()
+        ax.fill_between(d["k"], d["median_low"], d["median_high"], where=both, color=color, alpha=0.15, lw=0,
+                        interpolate=False)
+        for side in ("median_low", "median_high"):
+            alone = d[side].where(~both)
+            ax.plot(d["k"], alone, color=color, lw=1, ls="--", alpha=0.6)
     ax.set(xlabel="trials (budget)", ylabel=f"expected best {metric}",
            title=f"Expected best {metric} within a budget ({'lower' if lower_is_better else 'higher'} is better)")
     from matplotlib.ticker import MaxNLocator

@@ -158,9 +158,13 @@ class StudyData:
         return load_batches(self.dir)
 
     def ranking(self, metric: Optional[str] = None) -> pd.DataFrame:
-        """Per variation: runs, completed runs, runs that did not learn, and the median of `metric` with a
-        bootstrap CI over the runs that learned (runs that did not learn are never ranked as results); best first."""
-        from analysis.stats import bootstrap_median_ci
+        """Per variation: runs, completed runs, runs that did not learn, and the median of `metric` with its
+        exact interval (`analysis.stats.median_ci`, `coverage` below 0.95 for 2-5 runs) over the runs that learned
+        (runs that did not learn are never ranked as results). `ranked` is False where fewer than
+        ganlib.verdict.MIN_LEARNED_SHARE of the runs learned (the median would be a survivor's; `note` says so);
+        ranked variations first, best first."""
+        from analysis.stats import median_ci
+        from ganlib.verdict import MIN_LEARNED_SHARE
 
         metric = metric or self.primary_metric
         rows = []
@@ -169,22 +173,27 @@ class StudyData:
             done = runs[runs["status"] == "completed"]
             ok = done[done["verdict"] != "did_not_learn"] if "verdict" in done else done
             values = pd.to_numeric(ok[metric], errors="coerce") if metric in ok else pd.Series(dtype=float)
-            ci = bootstrap_median_ci(values.to_numpy(float))
+            ci = median_ci(values.to_numpy(float))
+            ranked = ci["n"] > 0 and ci["n"] >= MIN_LEARNED_SHARE * len(runs)
+            note = "" if ranked else ("no run that learned has a value" if ci["n"] == 0 else
+                                      f"only {ci['n']} of {len(runs)} runs learned: not ranked")
             rows.append({"variation": v, "runs": len(runs), "completed": len(done),
                          "did not learn": len(done) - len(ok), "median": ci["median"],
-                         "ci_low": ci["ci_low"], "ci_high": ci["ci_high"]})
+                         "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "coverage": ci["coverage"],
+                         "ranked": ranked, "note": note})
         df = pd.DataFrame(rows)
-        df["_key"] = df["median"] if lower_is_better(metric) else -df["median"]
+        df["_key"] = (df["median"] if lower_is_better(metric) else -df["median"]).where(df["ranked"])
         return df.sort_values("_key", na_position="last", kind="stable").drop(columns="_key").reset_index(drop=True)
 
     def best(self, metric: Optional[str] = None) -> Optional[dict]:
-        """{variation, seed, value}: the best variation by median `metric` and its best completed run."""
+        """{variation, seed, value}: the best ranked variation by median `metric` and its best run that learned
+        (None when no variation can be ranked)."""
         metric = metric or self.primary_metric
         if not self.has_metric(metric):
             return None
         top = self.ranking(metric).iloc[0]
-        if pd.isna(top["median"]):
-            return None  # no run that learned has a value
+        if not top["ranked"]:
+            return None
         variation = top["variation"]
         runs = self.learned[self.learned["variation"] == variation].dropna(subset=[metric])
         r = runs.sort_values(metric, ascending=lower_is_better(metric)).iloc[0]

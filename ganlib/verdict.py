@@ -15,6 +15,7 @@ A run that learned can still draw little variety: its samples of a class nearly 
 gives a *caution* (listed beside the verdict): recall < LOW_RECALL, i.e. fewer than one real test image in ten
 lies near any generated one (two sets of real images score ~0.87-0.89 against each other with ganlib's domain
 classifiers on Fashion-MNIST and MNIST; the dcgan recipe's runs in the default study 0.00-0.09).
+Rankings use the verdict too: a configuration is ranked when at least MIN_LEARNED_SHARE of its runs learned.
 Pure Python + pandas: no TensorFlow, so analysis code can re-judge runs.
 """
 from __future__ import annotations
@@ -28,6 +29,9 @@ MIN_SAMPLE_STD = 0.05
 D_WIN_ACCURACY = 0.95
 D_WIN_SHARE = 0.5
 LOW_RECALL = 0.1
+# A configuration (or a sampled trial) is ranked only when at least this share of its runs learned: otherwise its
+# median would be a lone survivor's, and the setting did not work. One rule for every page that ranks.
+MIN_LEARNED_SHARE = 0.5
 
 LEARNED, DID_NOT_LEARN, UNVERIFIED = "learned", "did_not_learn", "unverified"
 

@@ -144,3 +144,16 @@ def test_torch_peer_refuses_unknown_precisions_before_any_work(capsys):
         bench_torch.main(["--precisions", "float32,fp8", "--torch-python", "/nonexistent/python"])
     assert exit_info.value.code == 2
     assert "--precisions takes float32 and/or mixed_bfloat16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("check_interval_coverage.py", ["--reps", "3"], "Expected best of k = n trials"),
+    ("check_seed_planner.py", ["--pilots", "1", "--simulations", "20"], "bad seeds"),
+])
+def test_the_honesty_checks_run(script, args, expect):
+    """The simulation checks behind benchmarks/README.md's coverage and planner tables keep running (tiny sizes:
+    the figures mean nothing)."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expect in out.stdout

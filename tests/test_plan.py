@@ -54,3 +54,33 @@ def test_command_prints_a_recommendation(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "RECOMMENDATION:" in out and "seeds per configuration" in out
     assert main([str(tmp_path / "none"), "--effect", "3"]) == 2
+
+
+def test_the_report_rule_is_p_below_alpha_and_a_three_seed_pilot_has_no_zero_deviations():
+    noise = np.random.default_rng(2).normal(0, 1, 500)
+    # 3 vs 3 can reach p = 0.1 exactly: never "p < 0.1", so never detected at alpha 0.1
+    curve = power_curve(noise, effect=50.0, seed_counts=(3, 4), alpha=0.1, simulations=100).set_index("seeds")
+    assert curve.loc[3, "power"] == 0 and not curve.loc[3, "reachable"] and curve.loc[4, "power"] == 1
+    spread = seed_spread(pilot(groups=2, seeds=3), "final_fid")  # centred on the mean: the middle seed is not 0
+    assert len(spread) == 6 and (np.abs(spread) > 1e-9).all()
+
+
+def test_the_plan_allows_for_the_pilots_own_uncertainty():
+    from analysis.plan import pooled_sd, say_recommendation, sd_upper_bound
+    from scipy import stats
+
+    runs = pilot(sd=1.0, groups=2, seeds=3)
+    sd, df = pooled_sd(runs, "final_fid")
+    assert df == 4 and sd == pytest.approx(np.sqrt(sum(d["final_fid"].var(ddof=1) for _, d in runs.groupby("variation")) / 2))
+    assert sd_upper_bound(1.0, 4, 0.9) == pytest.approx(np.sqrt(4 / stats.chi2.ppf(0.1, 4)))
+    result = plan(runs, "final_fid", str(2 * sd), simulations=300)
+    assert result["sd_upper"] > 1.8 * sd  # 4 degrees of freedom: the noise may be twice what the pilot saw
+    assert result["seeds"] is None or result["seeds"] >= result["seeds_at_estimate"]
+    text = say_recommendation(result)
+    assert "upper bound" in text and "one pilot in 10" in text
+
+
+def test_the_study_size_itself_is_on_the_curve():
+    noise = np.random.default_rng(3).normal(0, 1, 500)
+    curve = power_curve(noise, effect=1.0, seed_counts=(5, 7, 9), simulations=50)
+    assert list(curve["seeds"]) == [5, 7, 9]

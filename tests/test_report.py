@@ -224,7 +224,10 @@ def test_figures_present(preview):
     head, rows = table_by_id(out, "unfinished")
     assert [r[0] for r in rows] == ["broken/seed0"] and "failed" in rows[0][1] and "&lt;such&gt;" in rows[0][-1]
     assert count_png(diagnostics) >= 2  # nearest neighbours, diversity
-    table_by_id(out, "memorization")
+    head, rows = table_by_id(out, "memorization")
+    # one verdict on every page: runs that did not learn are not called collapsed or memorising here
+    assert "verdict" in head and {r[head.index("verdict")] for r in rows} == {"did_not_learn"}
+    assert {r[head.index("flag")] for r in rows} == {""} and "mode collapse in" not in out
 
 
 def test_runs_listing_links_notebooks(preview):
@@ -361,15 +364,40 @@ def test_budget_page_of_a_sampled_design(tmp_path):
         train(run.config, directory.run_dir(run.variation, run.seed), verbose=0)
     directory.write_definition(study)
     gather(directory.path)
-    result = report.build(directory.path, tmp_path / "preview", pages=["budget"], log=lambda *a: None)
-    assert result["pages"] == {"budget.html": []}
-    out = html_outputs(nbformat.read(tmp_path / "preview" / "_executed" / "budget.ipynb", as_version=4))
+
+    def budget_page():
+        result = report.build(directory.path, tmp_path / "preview", pages=["budget", "statistics"], log=lambda *a: None)
+        assert result["pages"] == {"budget.html": [], "statistics.html": []}
+        return nbformat.read(tmp_path / "preview" / "_executed" / "budget.ipynb", as_version=4)
+
+    # one training epoch learns nothing, and the verdict says so: nothing is ranked or highlighted
+    out = html_outputs(budget_page())
+    assert "No trial can be ranked" in out and "<tr class=best>" not in out
+    head, rows = table_by_id(out, "trials")
+    assert [r[head.index("note")] for r in rows] == ["no seed learned"] * 4
+    # as if all but the last trial had learned (their summary.json after a longer run): those are ranked
+    last = study.trials[-1].name
+    for summary_file in (directory.path / "runs").glob("*/seed*/summary.json"):
+        if summary_file.parent.parent.name != last:
+            summary = json.loads(summary_file.read_text())
+            summary.update(verdict="learned", verdict_reasons=[], verdict_cautions=[])
+            summary_file.write_text(json.dumps(summary))
+    gather(directory.path)
+    nb = budget_page()
+    out = html_outputs(nb)
     head, rows = table_by_id(out, "trials")
     assert [r[0] for r in rows] == [t.name for t in study.trials] and "drawn values" in head
     assert all("lr=" in r[1] and "loss=" in r[1] for r in rows)
+    assert rows[-1][head.index("note")] == "no seed learned" and "1 of 4 trials do not count" in out
+    assert out.count("<tr class=best>") == 1 and '<tr class=best><td class="text">' + last not in out
+    losses = [t.config.loss for t in study.trials[:-1]]
     head, rows = table_by_id(out, "budget-compare")
-    assert head[0] == "k" and len(rows) == 2  # 2 trials of each loss
-    assert count_png(nbformat.read(tmp_path / "preview" / "_executed" / "budget.ipynb", as_version=4)) >= 1
+    assert head[0] == "k" and len(rows) == min(losses.count("bce"), losses.count("hinge"))
+    assert count_png(nb) >= 1
+    # one seed per trial: the Statistics page says what can and cannot be concluded, and tests nothing
+    stats_page = html_outputs(nbformat.read(tmp_path / "preview" / "_executed" / "statistics.ipynb", as_version=4))
+    assert "One seed per configuration: nothing here can be tested" in stats_page
+    assert 'id="compare-baseline"' not in stats_page and 'id="seed-plan"' not in stats_page
 
 
 def test_budget_page_of_a_grid_study_says_it_has_no_sampled_design(preview):

@@ -123,18 +123,28 @@ def test_u_null_cdf_matches_scipy_exact():
         assert cdf[u] == pytest.approx(sps.mannwhitneyu(a, b, method="exact", alternative="less").pvalue)
 
 
-def test_bootstrap_median_ci():
-    r = S.bootstrap_median_ci([1.0, 2, 3, 4, 5, 6, 7], seed=1)
-    assert r["median"] == 4 and r["ci_low"] <= 4 <= r["ci_high"]
-    assert r == S.bootstrap_median_ci([1.0, 2, 3, 4, 5, 6, 7], seed=1)  # seeded
-    one = S.bootstrap_median_ci([3.0])
+def test_median_ci_is_the_exact_order_statistic_interval():
+    r = S.median_ci(np.arange(1.0, 11))  # n = 10: [x_(2), x_(9)] covers 1 - 2 P(Bin(10, 1/2) <= 1) = 97.9 %
+    assert r["median"] == 5.5 and (r["ci_low"], r["ci_high"]) == (2.0, 9.0)
+    assert r["coverage"] == pytest.approx(1 - 2 * 11 / 1024) and not r["note"]
+    three = S.median_ci([3.0, 1.0, 2.0])  # no 95 % interval exists: the range, with the 75 % it has
+    assert (three["ci_low"], three["ci_high"]) == (1.0, 3.0) and three["coverage"] == pytest.approx(0.75)
+    assert "75%" in three["note"]
+    assert S.median_ci([1.0, 2, 3, 4, 5, 6])["coverage"] == pytest.approx(1 - 2 / 64)  # 6 seeds: the range reaches 95 %
+    one = S.median_ci([3.0])
     assert one["median"] == 3 and np.isnan(one["ci_low"]) and one["note"]
-    assert np.isnan(S.bootstrap_median_ci([])["median"])
-    same = S.bootstrap_median_ci([2.0, 2.0, 2.0])
-    assert same["ci_low"] == same["ci_high"] == 2
+    assert np.isnan(S.median_ci([])["median"])
 
 
-# --- compare_to_baseline / pairwise ----------------------------------------------
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 9])
+def test_median_ci_covers_what_it_says(n):
+    rng = np.random.default_rng(n)
+    results = [S.median_ci(rng.exponential(1.0, n)) for _ in range(3000)]
+    hits = np.mean([r["ci_low"] <= np.log(2) <= r["ci_high"] for r in results])  # the exponential's median
+    assert hits == pytest.approx(results[0]["coverage"], abs=0.025)
+    assert results[0]["coverage"] >= 0.95 or n < 6
+
+
 def test_3_vs_3_separated_unreachable():
     runs = make_runs({"base": [35, 36, 37], "lr": [30, 31, 32]})
     c = S.compare_to_baseline(runs, "final_fid", "base")
@@ -288,8 +298,18 @@ def test_interquartile_mean_known_values_and_robustness():
     assert S.interquartile_mean([1, 2, 3, 4]) == pytest.approx(2.5)  # scipy trims one from each end of 4
     assert S.interquartile_mean([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)  # middle four: 3..6
     assert S.interquartile_mean([10, 11, 12, 13, 1000]) == pytest.approx(12.0)  # one failed seed does not dominate
-    ci = S.bootstrap_iqm_ci(np.arange(20.0))
-    assert ci["iqm"] == pytest.approx(9.5) and ci["ci_low"] < 9.5 < ci["ci_high"]
+    assert S.interquartile_mean([2.0, 2.1, 50.0]) == pytest.approx(2.1)  # 3 seeds: the middle one, not the mean
+    ci = S.iqm_ci(np.arange(20.0))
+    assert ci["iqm"] == pytest.approx(9.5) and ci["ci_low"] < 9.5 < ci["ci_high"] and ci["coverage"] == 0.95
+    small = S.iqm_ci([2.0, 2.1, 50.0])
+    assert (small["ci_low"], small["ci_high"], small["coverage"]) == (2.0, 50.0, 0.75)
+
+
+@pytest.mark.parametrize("n", [4, 5, 8])
+def test_iqm_interval_covers_nominally(n):
+    rng = np.random.default_rng(n)
+    hits = [(lambda c: c["ci_low"] <= 0 <= c["ci_high"])(S.iqm_ci(rng.normal(size=n))) for _ in range(2000)]
+    assert 0.93 <= np.mean(hits) <= 0.98
 
 
 def test_probability_of_improvement_known_values():
@@ -298,6 +318,10 @@ def test_probability_of_improvement_known_values():
     assert S.probability_of_improvement([1, 3], [2, 3])["poi"] == pytest.approx(2.5 / 4)  # 1<2, 1<3, 3>2, 3=3
     p = S.probability_of_improvement(np.arange(10.0), np.arange(10.0) + 5)
     assert 0 <= p["ci_low"] < p["poi"] < p["ci_high"] <= 1
+    # separated groups: the interval stays as wide as Cliff's delta's, never [1, 1]
+    sep = S.probability_of_improvement([1.0, 2, 3], [4.0, 5, 6])
+    d = S.cliffs_delta([4.0, 5, 6], [1.0, 2, 3])
+    assert sep["poi"] == 1 and sep["ci_low"] == pytest.approx((d["ci_low"] + 1) / 2) and sep["ci_low"] < 0.8
 
 
 def test_aggregate_table():
@@ -315,3 +339,20 @@ def test_cliffs_delta_interval_covers_at_least_nominally_with_few_seeds(n):
     hits = [(lambda d: d["ci_low"] <= 0 <= d["ci_high"])(S.cliffs_delta(rng.normal(size=n), rng.normal(size=n)))
             for _ in range(800)]
     assert np.mean(hits) >= 0.94
+
+
+def test_the_unreachable_note_is_said_once():
+    runs = pd.DataFrame(dict(variation=["baseline"] * 3 + ["b"] * 3 + ["c"] * 3, status="completed",
+                             seed=[0, 1, 2] * 3, final_fid=[10, 11, 12, 5, 6, 7, 10.5, 11.5, 12.5]))
+    words = S.summarize_in_words(S.compare_to_baseline(runs, "final_fid", "baseline"))
+    assert all(w.count("smallest possible Holm-adjusted p") == 1 for w in words[1:])
+
+
+def test_fields_changed_together_are_one_confounded_factor():
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame(dict(recipe=["balanced"] * 4 + ["dcgan"] * 4, steps_per_epoch=[1] * 4 + [2] * 4,
+                             lr=[1, 2] * 4, status="completed", final_fid=rng.normal(size=8)))
+    model = S.factorial_model(runs, "final_fid", ["recipe", "steps_per_epoch", "lr"])
+    terms = set(model["term"])
+    assert "recipe & steps_per_epoch" in terms and "recipe" not in terms and "lr" in terms
+    assert "confounded" in model["note"].iloc[0]
