@@ -141,5 +141,11 @@ def budget_figure(curves: pd.DataFrame, metric: str, lower_is_better: bool):
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color="#999999", alpha=0.3, label="95 % interval of the median best of k"),
+                Line2D([], [], color="#999999", ls="--", label="its one bound where the other needs more trials")]
+    ax.legend(handles=handles, fontsize=8)
     return fig
