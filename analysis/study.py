@@ -24,12 +24,14 @@ from ganlib.registry import METRICS, UnknownMetricError, metric as metric_entry
 STUDY_KEYS = ("name", "description", "question", "baseline", "variations", "grid", "search", "seeds", "resources",
               "metrics", "primary_metric", "factors")
 RESOURCE_KEYS = ("workers", "threads_per_run")
+# threads_per_run: ganlib.Config's `threads` allows at most 256; workers: more than a cluster of this size would
+# be a typo (each worker is a process holding a TensorFlow runtime).
+MAX_RESOURCES = {"workers": 1024, "threads_per_run": 256}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 # Names become directory names: only these characters, so a name can never leave the study's directory.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.=,+-]+$")
 # Bounds checked before anything is built: a study file is read in milliseconds or refused.
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: hand-written study files are a few KiB
-MAX_VALUES = 100_000  # YAML values after aliases are expanded (a 616-byte alias bomb expands to 10^8)
 MAX_RUNS = 100_000  # variations x seeds; the runner also asks before a plan of more than LARGE_PLAN runs
 LARGE_PLAN = 200
 
@@ -79,10 +81,18 @@ def _unknown(keys, known, where: str) -> None:
         raise StudyError(f"{where}: unknown key {hints}. Allowed: {', '.join(known)}.")
 
 
+MAX_NAME = 100  # names become directory names; file systems allow 255 bytes per name
+
+
 def check_name(name, what: str = "variation name") -> str:
+    from ganlib.safe_io import excerpt
+
     if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name or name == ".":
-        raise StudyError(f"Invalid {what} {name!r}: use only letters, digits and _ . = , + - "
+        raise StudyError(f"Invalid {what} {excerpt(name)}: use only letters, digits and _ . = , + - "
                          "(no '/', no '..'), because it becomes a directory name.")
+    if len(name) > MAX_NAME:
+        raise StudyError(f"Invalid {what} {excerpt(name)}: {len(name)} characters; at most {MAX_NAME} (it becomes a "
+                         "directory name).")
     return name
 
 
@@ -175,43 +185,19 @@ class Study:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-def _check_size(data, limit: int = MAX_VALUES) -> None:
-    """Refuse data that expands to more than `limit` values; counts without building anything (a YAML alias
-    shares one object, so an alias bomb is small in memory and huge to walk or print)."""
-    count, stack = 0, [data]
-    while stack:
-        item = stack.pop()
-        count += 1
-        if count > limit:
-            raise StudyError(f"the file expands to more than {limit:,} values (YAML aliases `*name` repeating "
-                             "large parts?). A study needs a few hundred; write the values out, or use a grid.")
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            count += len(item) // 100  # a long string repeated by aliases is as costly as many values
-
-
 def load_study(path) -> Study:
-    """Read and validate a study file."""
+    """Read and validate a study file (bounded: a regular file of at most MAX_FILE_BYTES expanding to at most
+    ganlib.safe_io.MAX_VALUES values)."""
+    from ganlib.safe_io import InputFileError, load_yaml
+
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise StudyError(f"Study file {path} is {size:,} bytes; study files are at most {MAX_FILE_BYTES:,}.")
-        data = yaml.load(path.read_text(), Loader=_Loader)  # SafeLoader: builds only plain data
+        data = load_yaml(path, "Study file", MAX_FILE_BYTES, _Loader)  # a SafeLoader: builds only plain data
     except FileNotFoundError:
         raise StudyError(f"Study file {path} does not exist.") from None
-    except yaml.YAMLError as e:
-        raise StudyError(f"Study file {path} is not valid YAML: {e}") from None
-    except RecursionError:
-        raise StudyError(f"Study file {path} is nested too deeply to be a study.") from None
-    except UnicodeDecodeError as e:
-        raise StudyError(f"Study file {path} is not UTF-8 text ({e}).") from None
+    except InputFileError as e:
+        raise StudyError(str(e)) from None
     try:
-        _check_size(data)
         return study_from_dict(data)
     except StudyError as e:
         raise StudyError(f"{path}: {e}") from None
@@ -254,9 +240,8 @@ def _grid_variations(grid) -> list:
     return out
 
 
-def _seeds(seeds) -> list:
-    if isinstance(seeds, bool):
-        seeds = None
+def _seeds(given) -> list:
+    seeds = None if isinstance(given, bool) else given
     if isinstance(seeds, int):
         if seeds < 1:
             raise StudyError(f"seeds: {seeds} is fewer than 1 seed.")
@@ -268,7 +253,9 @@ def _seeds(seeds) -> list:
         if len(set(seeds)) != len(seeds):
             raise StudyError(f"seeds: {seeds} repeats a seed.")
         return list(seeds)
-    raise StudyError(f"seeds: expected a count >= 1 or a non-empty list of distinct integers >= 0, got {seeds!r}.")
+    from ganlib.safe_io import excerpt
+
+    raise StudyError(f"seeds: expected a count >= 1 or a non-empty list of distinct integers >= 0, got {excerpt(given)}.")
 
 
 def _resources(resources) -> dict:
@@ -277,8 +264,9 @@ def _resources(resources) -> dict:
         raise StudyError(f"resources: expected a mapping, got {resources!r}.")
     _unknown(resources, RESOURCE_KEYS, "resources")
     for k, v in resources.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise StudyError(f"resources: {k}={v!r}; expected an integer >= 1.")
+        most = MAX_RESOURCES[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most:
+            raise StudyError(f"resources: {k}={v!r}; expected an integer from 1 to {most}.")
     return dict(resources)
 
 

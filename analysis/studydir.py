@@ -78,11 +78,11 @@ class StudyDirectory:
                 return {}
             print(f"warning: {self.definition_file} does not validate ({e}); reporting what it says",
                   file=sys.stderr)
-            import yaml
+            from ganlib.safe_io import load_yaml
 
             try:
-                data = yaml.safe_load(self.definition_file.read_text())
-            except (OSError, yaml.YAMLError):
+                data = load_yaml(self.definition_file, "study definition")
+            except (OSError, ValueError):  # damaged, oversized or an alias bomb: nothing to show from it
                 return {}
             return data if isinstance(data, dict) else {}
 
@@ -94,7 +94,18 @@ class StudyDirectory:
 
     # ------------------------------------------------------------------ summary and tables
     def read_summary(self) -> dict:
-        return json.loads(self.summary_file.read_text()) if self.summary_file.exists() else {}
+        """study_summary.json ({} when missing; a damaged one is warned about and read as {}, so every report
+        page still shows the study's runs)."""
+        from ganlib.safe_io import load_json
+
+        try:
+            data = load_json(self.summary_file, "study summary")
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            print(f"warning: {e} Ignoring it; run the study again to rewrite it.", file=sys.stderr)
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def write_summary(self, summary: dict) -> None:
         from ganlib.rundir import write_json

@@ -409,9 +409,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan; train nothing")
     parser.add_argument("--yes", action="store_true", help=f"train a plan of more than {LARGE_PLAN} runs without asking")
     args = parser.parse_args(argv)
-    for name in ("workers", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('threads', 'threads-per-run')} must be >= 1")
+    from analysis.study import MAX_RESOURCES
+
+    for name, key in (("workers", "workers"), ("threads", "threads_per_run")):
+        if getattr(args, name) is not None and not 1 <= getattr(args, name) <= MAX_RESOURCES[key]:
+            parser.error(f"--{name.replace('threads', 'threads-per-run')} must be from 1 to {MAX_RESOURCES[key]}")
     try:
         study = load_study(args.study)
         gpus = args.gpus if args.gpus == "auto" else [] if args.gpus == "none" else \

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .config import Config
 from .rundir import RunDirectory
+from .safe_io import excerpt
 
 
 class GAN:
@@ -23,6 +25,9 @@ class GAN:
             config = config.replace(**fields)
         # from_dict, not Config(**fields): a typo gets "did you mean", not a bare TypeError
         self.config = config if config is not None else Config.from_dict(fields)
+        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+            raise TypeError(f"GAN(run_dir={excerpt(run_dir)}): give a folder path (a string or pathlib.Path), or "
+                            "leave it out for runs/<dataset>-<config hash>.")
         self.run_dir = Path(run_dir or Path("runs") / f"{self.config.dataset}-{self.config.hash}")
         self.generator = None
         self.discriminator = None

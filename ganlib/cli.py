@@ -26,27 +26,48 @@ FORWARDED = {"sweep": ("analysis.sweep", "run a study"),
              "plan": ("analysis.plan", "seeds needed to detect an effect, from a pilot study")}
 
 
-def _value(text: str):
-    """A `-p` value as papermill reads one: YAML (numbers, true/false, null, lists), else the text."""
-    import yaml
+def _value(name: str, text: str):
+    """A `-p` value as papermill reads one: YAML (numbers, true/false, null, lists), else the text; bounded like
+    every input (`ganlib.safe_io`)."""
+    from .safe_io import InputFileError, parse_yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return parse_yaml(text, f"-p {name}")
+    except InputFileError as e:
+        if "valid YAML" in str(e):
+            return text
+        raise SystemExit(f"error: {e}") from None
 
 
 def _config_values(args) -> dict:
-    import yaml
+    from .safe_io import InputFileError, load_yaml
 
     values = {}
     if args.file:
-        loaded = yaml.safe_load(Path(args.file).read_text()) or {}
+        try:
+            loaded = load_yaml(args.file, "parameters file") or {}
+        except FileNotFoundError:
+            raise SystemExit(f"error: parameters file {args.file} does not exist") from None
+        except InputFileError as e:
+            raise SystemExit(f"error: {e}") from None
         if not isinstance(loaded, dict):
             raise SystemExit(f"error: {args.file} is not a mapping of ganlib.Config fields")
         values.update(loaded)
-    values.update({key: _value(value) for key, value in args.parameter or []})
+    values.update({key: _value(key, value) for key, value in args.parameter or []})
     return values
+
+
+def bounded(kind, low, high):
+    """An argparse type: `kind` (int or float) from `low` to `high`, or a clear usage error."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not (low <= value <= high):  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high}")
+        return value
+    return parse
 
 
 def cmd_train(args) -> int:
@@ -109,6 +130,8 @@ def cmd_sample(args) -> int:
 def cmd_text(args) -> int:
     from .latent import render_text
 
+    if not args.text.strip():
+        raise SystemExit("error: give some text to write, e.g. ganlib text RUN \"HELLO\"")
     generator, class_names = _finished_generator(args.run_dir)
     if not class_names:
         raise SystemExit(f"error: {args.run_dir} records no class names (summary.json: dataset.classes)")
@@ -125,10 +148,11 @@ def cmd_plot(args) -> int:
 
     matplotlib.use("Agg")
     from .curves import plot_results
+    from .rundir import RunDirectoryError
 
     try:
         fig = plot_results(args.runs, kinds=args.kinds, per=args.per, window=args.window, combine=args.combine)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+    except (FileNotFoundError, NotADirectoryError, ValueError, RunDirectoryError) as e:
         raise SystemExit(f"error: {e}") from None
     fig.savefig(args.out, dpi=100, bbox_inches="tight")
     print(f"wrote {args.out}")
@@ -166,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a Config field and its value (YAML: 2e-4, true, [0.8, 1.0]); repeatable")
     t.add_argument("-f", "--file", help="a YAML file of Config fields (as papermill -f)")
     t.add_argument("--run-dir", help="default: runs/<dataset>-<config hash>")
-    t.add_argument("--verbose", type=int, default=2, help="Keras progress: 0 silent, 1 bar, 2 a line per epoch")
+    t.add_argument("--verbose", type=bounded(int, 0, 2), default=2, help="Keras progress: 0 silent, 1 bar, 2 a line per epoch")
     t.set_defaults(run=cmd_train)
 
     for name, (module, what) in FORWARDED.items():  # listed for --help; main() hands their arguments on as given
@@ -180,12 +204,13 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("run_dir")
         if name == "text":
             s.add_argument("text", help="letters of the model's classes; spaces and newlines allowed")
-            s.add_argument("--variation", type=float, default=0.0, help="0: one style for all letters; up to 1")
+            s.add_argument("--variation", type=bounded(float, 0.0, 1.0), default=0.0, help="0: one style for all letters; up to 1")
         else:
-            s.add_argument("-n", type=int, default=64, help="samples (labels cycle through the classes)")
-            s.add_argument("--columns", type=int, default=None)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--scale", type=int, default=3, help="enlarge each pixel this many times")
+            s.add_argument("-n", type=bounded(int, 1, 4096), default=64,
+                           help="samples, 1-4096 (labels cycle through the classes)")
+            s.add_argument("--columns", type=bounded(int, 1, 256), default=None)
+        s.add_argument("--seed", type=bounded(int, 0, 2**31 - 1), default=0)
+        s.add_argument("--scale", type=bounded(int, 1, 32), default=3, help="enlarge each pixel this many times (1-32)")
         s.add_argument("--out", default=f"{name}.png")
         s.set_defaults(run=cmd_sample if name == "sample" else cmd_text)
 
@@ -195,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", help="run directories, or their metrics/batches.csv / epochs.csv files")
     pl.add_argument("--kinds", nargs="+", default=["loss", "accuracy", "loss_diff", "fid"])
     pl.add_argument("--per", choices=("batch", "epoch"), default="batch")
-    pl.add_argument("--window", type=int, default=None, help="rolling window in rows (default 20 batches, 1 epoch)")
+    pl.add_argument("--window", type=bounded(int, 1, 10**6), default=None, help="rolling window in rows (default 20 batches, 1 epoch)")
     pl.add_argument("--combine", choices=("overlay", "mean", "side"), default="overlay")
     pl.add_argument("--out", default="curves.png")
     pl.set_defaults(run=cmd_plot)

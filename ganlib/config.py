@@ -47,6 +47,14 @@ SHARED_DEFAULTS = {
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
+# What can run on any machine: an epoch's image order is one int32 tensor of steps x batch (256 MiB at the
+# limit), and 10^9 steps is centuries on a CPU. Larger values are typos (an extra 0, a float exponent).
+MAX_EPOCHS = 100_000
+MAX_STEPS_PER_EPOCH = 1_000_000
+MAX_TOTAL_STEPS = 1_000_000_000
+MAX_EPOCH_IMAGES = 1 << 26
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid. The message names the field, the value and what is allowed."""
 
@@ -54,7 +62,9 @@ class ConfigError(ValueError):
         self.field = field_name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"Invalid configuration: {field_name}={value!r}. Allowed: {allowed}.")
+        from .safe_io import excerpt
+
+        super().__init__(f"Invalid configuration: {field_name}={excerpt(value)}. Allowed: {allowed}.")
 
 
 @dataclass
@@ -379,8 +389,15 @@ class Config:
         if self.mode_seeking and self.batch_size % 2:
             raise ConfigError("mode_seeking", self.mode_seeking, f"0 with an odd batch_size ({self.batch_size}): "
                               "mode seeking compares the two halves of each generated batch")
-        integer("epochs", 1)
-        integer("steps_per_epoch", 1, optional=True)
+        integer("epochs", 1, MAX_EPOCHS)
+        integer("steps_per_epoch", 1, MAX_STEPS_PER_EPOCH, optional=True)
+        if self.steps_per_epoch and self.steps_per_epoch * self.effective_batch > MAX_EPOCH_IMAGES:
+            raise ConfigError("steps_per_epoch", self.steps_per_epoch, f"at most {MAX_EPOCH_IMAGES // self.effective_batch:,} "
+                              f"with {self.effective_batch} images per step (an epoch draws at most "
+                              f"{MAX_EPOCH_IMAGES:,} images; use more epochs)")
+        if self.steps_per_epoch and self.epochs * self.steps_per_epoch > MAX_TOTAL_STEPS:
+            raise ConfigError("steps_per_epoch", self.steps_per_epoch, f"at most {MAX_TOTAL_STEPS:,} training steps "
+                              f"in all: epochs x steps_per_epoch is {self.epochs * self.steps_per_epoch:,}")
         integer("seed", 0, 2**31 - 1)
         integer("subset", 1, optional=True)
         integer("sample_interval", 1)
@@ -392,6 +409,9 @@ class Config:
         integer("threads", 0, 256)
         if self.dataset == "folder" and not self.data_dir:
             raise ConfigError("data_dir", self.data_dir, "a folder of images (required when dataset='folder')")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from
+                                           or len(self.init_from) > 4096):
+            raise ConfigError("init_from", self.init_from, "None or the path of a finished run directory (a string)")
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError("data_dir", self.data_dir, "a path string or None")
 

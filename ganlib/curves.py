@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from .rundir import RunDirectory
+from .rundir import RunDirectory, RunDirectoryError, read_log
 
 KINDS = {"loss": ("d_loss", "g_loss"), "accuracy": ("d_acc_real", "d_acc_fake"), "loss_diff": ("loss_diff",),
          "fid": ("eval_fid",)}
@@ -61,7 +61,12 @@ def _parent_name(run) -> str:
 def _read_log(run, per: str) -> pd.DataFrame:
     if isinstance(run, RunDirectory):
         return run.read_batches() if per == "batch" else run.read_epochs()
-    frame = pd.read_csv(run)
+    if not Path(run).exists():
+        raise FileNotFoundError(f"{run} does not exist")
+    try:
+        frame = read_log(Path(run))
+    except RunDirectoryError as e:
+        raise ValueError(str(e)) from None
     if "step" in frame:  # a batch log (batches.csv); per epoch: the mean of each epoch's batches
         return frame if per == "batch" else frame.groupby("epoch", as_index=False).mean(numeric_only=True).drop(
             columns="step")

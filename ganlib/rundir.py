@@ -317,15 +317,15 @@ class RunDirectory:
             os.close(fd)
 
     def _rewrite_with_columns(self, path: Path, columns) -> None:
-        frame = _read_log(path).reindex(columns=columns)
+        frame = read_log(path).reindex(columns=columns)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, lineterminator="\n")
 
     def read_epochs(self) -> pd.DataFrame:
-        return _read_log(self.epochs_file)
+        return read_log(self.epochs_file)
 
     def read_batches(self) -> pd.DataFrame:
-        return _read_log(self.batches_file)
+        return read_log(self.batches_file)
 
     def truncate_logs(self, last_epoch: int) -> None:
         """Drop log rows after `last_epoch` (and any line cut short by a kill) before training resumes."""
@@ -335,7 +335,7 @@ class RunDirectory:
             if not _has_header(path):  # not even a whole header: start the file afresh
                 path.unlink()
                 continue
-            frame = _read_log(path)
+            frame = read_log(path)
             keep = frame[frame["epoch"] <= last_epoch]
             if len(keep) != len(frame) or len(_complete_lines(path)) != path.stat().st_size:
                 with atomic_path(path) as tmp:
@@ -352,7 +352,7 @@ class RunDirectory:
         if not last_epoch:
             return
         for path in (self.epochs_file, self.batches_file):
-            logged = set(_read_log(path)["epoch"].tolist()) if path.exists() else set()
+            logged = set(read_log(path)["epoch"].tolist()) if path.exists() else set()
             missing = sorted(set(range(1, last_epoch + 1)) - logged)
             if missing:
                 what = "is missing" if not path.exists() else f"lacks epoch(s) {_ranges(missing)}"
@@ -392,11 +392,34 @@ def _complete_lines(path: Path) -> bytes:
     return data[:data.rfind(b"\n") + 1]
 
 
-def _read_log(path: Path) -> pd.DataFrame:
+MAX_LOG_BYTES = 4 << 30  # 4 GiB: a per-step log of 10^7 steps is ~1.5 GB
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """A CSV log (a line cut short by a kill dropped); a damaged one raises RunDirectoryError naming it."""
+    from .safe_io import InputFileError, regular_file_size
+
+    try:
+        if regular_file_size(path, "log") > MAX_LOG_BYTES:
+            raise RunDirectoryError(f"{path} is larger than {MAX_LOG_BYTES:,} bytes; it is not a ganlib log.")
+    except FileNotFoundError:
+        pass
+    except InputFileError as e:
+        raise RunDirectoryError(str(e)) from None
     text = _complete_lines(path)
     if not text:
         return pd.DataFrame({"epoch": pd.Series(dtype="int64")})
-    frame = pd.read_csv(io.BytesIO(text))
-    frame = frame.dropna(subset=["epoch"])
-    frame["epoch"] = frame["epoch"].astype("int64")
+    try:
+        frame = pd.read_csv(io.BytesIO(text))
+        if "epoch" not in frame:
+            raise ValueError("no 'epoch' column")
+        frame = frame.dropna(subset=["epoch"])
+        epochs = pd.to_numeric(frame["epoch"], errors="coerce")
+        bad = frame.index[epochs.isna() | (epochs != epochs.round())]
+        if len(bad):
+            raise ValueError(f"row {int(bad[0]) + 2} has epoch {frame.loc[bad[0], 'epoch']!r}, not a whole number")
+        frame["epoch"] = epochs.astype("int64")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise RunDirectoryError(f"{path} is not a ganlib log ({str(e)[:200]}): it is damaged or was edited; "
+                                "delete the damaged rows or the file.") from None
     return frame

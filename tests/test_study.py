@@ -102,7 +102,10 @@ def test_missing_baseline_seeds_and_other_errors():
     assert "repeats a seed" in error_of(study(seeds=[1, 1]))
     assert "list the seeds" in error_of(study(baseline={**BASE, "seed": 3}))
     assert "changes nothing" in error_of(study(variations=[{"name": "x"}]))
-    assert "expected an integer >= 1" in error_of(study(resources={"workers": 0}))
+    assert "expected an integer from 1 to 1024" in error_of(study(resources={"workers": 0}))
+    assert "from 1 to 256" in error_of(study(resources={"threads_per_run": 1000}))
+    assert "got True" in error_of(study(seeds=True))
+    assert "at most 100" in error_of(study(name="n" * 300))
     assert "not among the metrics" in error_of(study(metrics=["fid"], primary_metric="final_kid"))
     assert "did you mean 'd_lr'" in error_of(study(factors=["dlr"]))
 
