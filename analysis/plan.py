@@ -30,6 +30,7 @@ from analysis.stats import EXACT_MAX_N, min_achievable_p
 
 SEED_COUNTS = (2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40)
 MIN_PILOT_RUNS = 4
+MAX_EFFECT = 1e12  # beyond it shifted values lose every digit of the noise (float64): a typo, not an effect
 ASSURANCE = 0.9  # benchmarks/check_seed_planner.py: 0.8 kept the promise in only 78-97 % of simulated pilots
 
 
@@ -111,12 +112,13 @@ def parse_effect(text: str, reference: float) -> float:
     """'5' -> 5.0 (metric units); '10%' -> 10% of `reference` (the pilot's median)."""
     text = str(text).strip()
     try:
-        if text.endswith("%"):
-            return abs(float(text[:-1]) / 100 * reference)
-        return abs(float(text))
+        value = abs(float(text[:-1]) / 100 * reference) if text.endswith("%") else abs(float(text))
     except ValueError:
-        raise PlanError(f"--effect {text!r}: give a number in the metric's units (5) or a percentage of the "
+        raise PlanError(f"--effect {text[:40]!r}: give a number in the metric's units (5) or a percentage of the "
                         "pilot's median (10%)") from None
+    if not np.isfinite(value) or value > MAX_EFFECT:
+        raise PlanError(f"--effect {text[:40]!r}: give a finite effect of at most {MAX_EFFECT:g} in the metric's units")
+    return value
 
 
 def plan(runs: pd.DataFrame, metric: str, effect, power: float = 0.8, alpha: float = 0.05, comparisons: int = 1,

@@ -143,17 +143,56 @@ def worker_gpu(gpus) -> Optional[str]:
     return str(gpus[index % len(gpus)])
 
 
+STUDY_ENTRIES = {"study.yaml", "study_summary.json", "runs", "logs", "tables", ".quarto"}
+
+
+def check_study_folder(study_dir: Path) -> None:
+    """Refuse (StudyError, before anything is written) a study folder that is a symbolic link, or an existing
+    folder that holds anything but a study's files: ganlib writes a study only into a folder of its own."""
+    from ganlib.rundir import TEMP_MARK
+
+    if study_dir.is_symlink():
+        raise StudyError(f"{study_dir} is a symbolic link; ganlib does not write a study through a link. Give --out "
+                         "the folder the link points to, or remove the link.")
+    if study_dir.exists() and not study_dir.is_dir():
+        raise StudyError(f"{study_dir} is a file; the study needs that name as a folder (choose another --out).")
+    if study_dir.is_dir():
+        foreign = sorted(p.name for p in study_dir.iterdir()
+                         if p.name not in STUDY_ENTRIES and not (p.name.startswith(".") and TEMP_MARK in p.name))
+        if foreign:
+            raise StudyError(f"{study_dir} is not a ganlib study folder (it holds {', '.join(foreign[:5])}"
+                             f"{' and more' if len(foreign) > 5 else ''}); choose another --out. Nothing was changed.")
+
+
+def notebook_is_whole(path: Path) -> bool:
+    """Whether `path` is a complete notebook file (a disk that filled up while papermill wrote it leaves it cut)."""
+    import nbformat
+
+    try:
+        nbformat.read(path, as_version=4)
+        return True
+    except Exception:  # missing, cut short, not JSON, not a notebook
+        return False
+
+
 def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, notebook: Optional[str] = None,
                 gpus=None) -> dict:
     """Train one run through papermill. Executed on a Dask worker; never raises, returns what happened.
     With `gpus`, the run's kernel sees only its worker's GPU (CUDA_VISIBLE_DEVICES, see `worker_gpu`)."""
     from filelock import FileLock, Timeout
 
-    from ganlib.rundir import RunDirectory, RunDirectoryError, now
+    from ganlib.rundir import TEMP_MARK, RunDirectory, RunDirectoryError, now
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     result = {"run_dir": str(run_dir), "status": None, "error": None, "seconds": 0.0, "trained": False}
+    try:  # never through a link, never into a folder that is not a run's (ganlib.rundir)
+        if run_dir.parent.is_symlink():
+            raise RunDirectoryError(f"{run_dir.parent} is a symbolic link; ganlib does not write a study's runs "
+                                    "through a link. Replace it by a folder.")
+        RunDirectory(run_dir).check_safe_to_write()
+    except RunDirectoryError as e:
+        return {**result, "status": "failed", "error": f"RunDirectoryError: {e}"}
+    run_dir.mkdir(parents=True, exist_ok=True)
     # Non-blocking claim: a run another runner is training is left to it. The OS drops the lock when the
     # holder dies, so a killed runner never leaves a run claimed.
     lock = FileLock(str(run_dir / ".claim.lock"), timeout=0)
@@ -166,7 +205,7 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         if _wait_for_trainer(run, BUSY_GRACE_SECONDS):
             return {**result, "status": "busy", "error": "being trained by another process"}
         status = read_status(run_dir)
-        if status in FINISHED:  # finished since it was planned (e.g. by another runner)
+        if status in FINISHED and notebook_is_whole(run_dir / "train.ipynb"):  # finished since it was planned
             done = RunDirectory(run_dir).read_summary()
             return {**result, "status": status, "verdict": done.get("verdict"),
                     "verdict_reasons": done.get("verdict_reasons"), "verdict_cautions": done.get("verdict_cautions")}
@@ -185,9 +224,12 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
         error = details = None
         with open(log_file, "ab") as log, warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The specified file", UserWarning)  # papermill about `.py` input
+            # Executed into a temporary file that replaces train.ipynb only when papermill is done: a full disk
+            # or a kill never leaves a truncated notebook in place of the last whole one.
+            partial = run_dir / f".train{TEMP_MARK}executing.ipynb"
             try:
                 papermill.execute_notebook(
-                    str(notebook or NOTEBOOK), str(run_dir / "train.ipynb"), progress_bar=False,
+                    str(notebook or NOTEBOOK), str(partial), progress_bar=False,
                     parameters={**parameters, "run_dir": str(run_dir), "threads": threads},
                     kernel_manager_class=_kernel_manager_class(env, log, launcher),
                     # Every output is on disk when the last cell ends: no need to wait (~3 s measured) for the
@@ -197,6 +239,10 @@ def execute_run(run_dir: str, parameters: dict, threads: int, log_file: str, not
                 ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
                 error = f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
                 details = traceback.format_exc()
+            finally:
+                if notebook_is_whole(partial):  # a failed run's notebook shows where it failed: kept too
+                    os.replace(partial, run_dir / "train.ipynb")
+                partial.unlink(missing_ok=True)
         summary = run.read_summary()
         if error and summary.get("status") not in ("failed", *FINISHED):
             # It failed before ganlib.run.train could record it (e.g. in the data preview cell, or the kernel
@@ -310,6 +356,7 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         (max(1, default_workers(1) // workers) if gpus else 1)
     workers = workers or default_workers(threads)
     study_dir = Path(out).expanduser().resolve() / study.name
+    check_study_folder(study_dir)
     directory = StudyDirectory(study_dir)
     runs = plan(study, study_dir, only)
     todo = [(run, d) for run, d, status in runs if status not in FINISHED]
@@ -329,7 +376,11 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         return 2
 
     started, t0 = now(), time.perf_counter()
-    directory.write_definition(study)
+    try:
+        directory.write_definition(study)
+    except OSError as e:  # read-only or full: before any run starts
+        raise StudyError(f"cannot write the study folder {study_dir} ({e.strerror or e}); make it writable or free "
+                         "space, then run again.") from None
     results = {}
     if todo:
         from distributed import as_completed
@@ -372,7 +423,12 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
         "runs": {k: {"status": s, **{f: results.get(k, {}).get(f) for f in ("error", "seconds", "trained")}}
                  for k, s in final.items()},
     }
-    directory.write_summary(summary)
+    try:
+        directory.write_summary(summary)
+    except OSError as e:  # the runs themselves are on disk and resume; only this summary is missing
+        print(f"error: could not write {directory.summary_file} ({e.strerror or e}); the runs are safe. Make the "
+              "folder writable or free space, then run the same command again.", file=sys.stderr)
+        return 1
     try:
         from analysis.gather import gather
 

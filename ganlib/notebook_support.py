@@ -40,8 +40,15 @@ def config_from_namespace(values: dict, extra=("run_dir",)):
     """(Config, run_dir) from a notebook's parameters; unknown names (typos in `-p`) are an error."""
     known = {f.name for f in fields(Config)}
     check_parameters(values, known | set(extra), "the fields of ganlib.Config plus " + ", ".join(extra))
+    from .config import ConfigError
+
+    if "verbose" in values and values["verbose"] not in (0, 1, 2, "auto"):
+        raise ConfigError("verbose", values["verbose"], "0 (silent), 1 (a progress bar) or 2 (a line per epoch)")
+    run_dir = values.get("run_dir")
+    if run_dir is not None and (not isinstance(run_dir, str) or not run_dir.strip() or len(run_dir) > 4096):
+        raise ConfigError("run_dir", run_dir, "a folder path (a string), or None for runs/<dataset>-<config hash>")
     config = Config.from_dict({k: v for k, v in values.items() if k in known})
-    run_dir = values.get("run_dir") or str(Path("runs") / f"{config.dataset}-{config.hash}")
+    run_dir = run_dir or str(Path("runs") / f"{config.dataset}-{config.hash}")
     return config, run_dir
 
 

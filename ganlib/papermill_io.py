@@ -30,6 +30,23 @@ def _fallback_handler(path):
     return next(handler for scheme, handler in reversed(papermill_io._handlers) if scheme == "local")
 
 
+def _is_parameters_file(path) -> bool:
+    return isinstance(path, str) and path.endswith((".yaml", ".yml")) and "://" not in path
+
+
+def _check_parameters_file(path) -> None:
+    """papermill `-f FILE` is read through this handler: bound it (a regular file, 1 MiB, 100,000 values, ganlib's
+    `safe_io`) before papermill parses and translates it, which never ends for a 435-byte alias bomb."""
+    from .safe_io import InputFileError, load_yaml
+
+    try:
+        load_yaml(path, "parameters file")
+    except FileNotFoundError:
+        return  # papermill says so itself
+    except InputFileError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 class JupytextHandler:
     """Reads text notebooks through jupytext; delegates every other read and all writes."""
 
@@ -40,6 +57,8 @@ class JupytextHandler:
     @classmethod
     def read(cls, path):
         path = cls._strip(path)
+        if _is_parameters_file(path):
+            _check_parameters_file(path)
         if not _is_text_notebook(path):
             return _fallback_handler(path).read(path)
         import jupytext

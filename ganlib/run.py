@@ -129,6 +129,7 @@ def check_run_directory(run: RunDirectory, config: Config) -> Optional[dict]:
     Only reads: a refused directory is left exactly as it was."""
     from . import checkpoint
 
+    run.check_safe_to_write()
     summary = run.read_summary()
     recorded = {}
     if run.config_file.exists():

@@ -97,15 +97,20 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+MAX_RUN_JSON_BYTES = 64 << 20  # summary.json of a long run with many evaluations is a few MB
+
+
 def read_json(path: Path, default=None):
+    """A run's JSON file (`default` when missing), bounded by `ganlib.safe_io`; a damaged one raises
+    RunDirectoryError naming it."""
+    from .safe_io import InputFileError, load_json
+
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        return load_json(path, "run file", MAX_RUN_JSON_BYTES)
     except FileNotFoundError:
         return default
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: ganlib writes whole files, so it was damaged
-        raise RunDirectoryError(f"{path} is not valid JSON ({e}): the file is damaged or was not written by "
-                                "ganlib. Restore or delete it.") from None
+    except InputFileError as e:  # ganlib writes whole files, so it was damaged or replaced
+        raise RunDirectoryError(f"{e} The file is damaged or was not written by ganlib. Restore or delete it.") from None
 
 
 def load_arrays(path) -> dict:
@@ -154,14 +159,50 @@ def load_keras_model(path):
         return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
+# What a run directory holds (papermill's executed notebook and the study runner's claim included); anything
+# else means the folder is someone else's.
+RUN_ENTRIES = {"config.json", "summary.json", "checkpoints", "metrics", "models", "samples", "tensorboard",
+               "train.ipynb", ".train.lock", ".claim.lock"}
+
+
+def _is_run_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or (name.startswith(".") and TEMP_MARK in name)
+
+
 class RunDirectory:
     """Paths and read/write helpers for one run's directory."""
 
     def __init__(self, path):
-        self.path = Path(path).expanduser().resolve()
+        self.given = Path(path).expanduser().absolute()  # before links are resolved: writes never follow one
+        self.path = self.given.resolve()
 
     def __repr__(self):
         return f"RunDirectory({str(self.path)!r})"
+
+    def check_safe_to_write(self) -> None:
+        """Refuse to train into a folder that ganlib did not make a run directory: a symbolic link (its target,
+        a folder of the user's or /etc, would receive the run) or an existing folder holding anything but a
+        run's files. Only reads; raises RunDirectoryError saying what to do."""
+        if self.given.is_symlink():
+            raise RunDirectoryError(f"{self.given} is a symbolic link (to {os.readlink(self.given)}); ganlib does not "
+                                    "write a run through a link. Give the folder's real path, or a new folder.")
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"{self.path} is a file, not a folder; give a new folder for the run.")
+        if not self.path.is_dir():
+            return
+        foreign = sorted(p.name for p in self.path.iterdir() if not _is_run_entry(p.name))
+        summary = self.path / "summary.json"
+        if not foreign and summary.is_file() and not self.config_file.exists():
+            try:
+                recorded = read_json(summary) or {}
+            except RunDirectoryError:  # damaged: reading it later says so
+                recorded = {"status": None}
+            if not isinstance(recorded, dict) or not ({"config_hash", "status"} & set(recorded)):
+                foreign = ["a summary.json that is not a ganlib run's"]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise RunDirectoryError(f"{self.path} is not a ganlib run directory (it holds {shown}); ganlib trains only "
+                                    "into a new folder or a run directory of its own. Nothing was changed.")
 
     # paths
     config_file = property(lambda self: self.path / "config.json")
@@ -206,9 +247,9 @@ class RunDirectory:
     def read_config(self):
         from .config import Config, ConfigError
 
-        values = read_json(self.config_file)
-        if values is None:
+        if not self.config_file.exists():
             raise RunDirectoryError(f"{self.path} has no config.json: not a ganlib run directory.")
+        values = read_json(self.config_file)
         if not isinstance(values, dict):
             raise RunDirectoryError(f"{self.config_file} holds a {type(values).__name__}, not a configuration.")
         try:
