@@ -40,7 +40,7 @@ def peek(path: Path) -> Tuple[Optional[int], Optional[str]]:
     path = Path(path)
     if not path.exists():
         return None, None
-    saved = load_arrays(path)
+    saved = load_arrays(path, keys=("epoch", "config_hash"))
     epoch, value = saved.get("epoch"), saved.get("config_hash")
     return (int(epoch) if epoch is not None else None), (str(value) if value is not None else None)
 
@@ -54,7 +54,7 @@ def load(trainer, path: Path) -> Optional[int]:
     if not path.exists():
         return None
     variables = _state_variables(trainer)
-    saved = load_arrays(path)
+    saved = load_arrays(path, keys=set(variables) | {"epoch", "config_hash"})  # anything else is never read
     saved_hash = saved.get("config_hash")
     if saved_hash is not None and str(saved_hash) != trainer.config.hash:
         raise RunDirectoryError(f"Checkpoint {path} was saved by configuration {saved_hash}, not this one "

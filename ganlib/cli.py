@@ -85,7 +85,14 @@ def cmd_train(args) -> int:
     print(f"config hash {config.hash}; run directory {run_dir}")
     from .run import train
 
-    summary = train(config, run_dir, verbose=args.verbose)
+    from .data import CorruptDatasetError, DatasetNotFoundError
+    from .rundir import RunDirectoryError
+
+    try:
+        summary = train(config, run_dir, verbose=args.verbose)
+    except (ConfigError, RunDirectoryError, DatasetNotFoundError, CorruptDatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)  # what to change; summary.json records it too
+        return 2
     print(outcome_line(summary))
     return 0 if summary.get("status") == "completed" else 1
 

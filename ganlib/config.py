@@ -415,18 +415,11 @@ class Config:
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError("data_dir", self.data_dir, "a path string or None")
 
-        size = self.resolved_image_size
         if self.image_size is not None:
             integer("image_size", 8, 256)
+        if self.resolved_image_size is not None:
+            self.check_image_shape((self.resolved_image_size, self.resolved_image_size))
         model = registry.MODELS[self.model]
-        if model.upsamples and size is not None:
-            base = size / 2 ** self.g_depth
-            if base != int(base) or base < 2:
-                ok = [s for s in (16, 28, 32, 64, 128) if s % 2 ** self.g_depth == 0 and s // 2 ** self.g_depth >= 2]
-                raise ConfigError(
-                    "image_size", size,
-                    f"a size divisible by 2**g_depth = {2 ** self.g_depth} leaving at least 2 pixels "
-                    f"(g_depth={self.g_depth} can produce e.g. {ok}); change image_size or g_depth")
         if model.equal_depths and self.g_depth != self.d_depth:
             raise ConfigError("d_depth", self.d_depth, f"equal to g_depth ({self.g_depth}) for {self.model}")
         if self.g_depth < model.min_depth:
@@ -471,6 +464,25 @@ class Config:
                 raise ConfigError("d_steps", v, allowed)
         elif not count(v):
             raise ConfigError("d_steps", v, allowed)
+
+    def check_image_shape(self, shape, source: str = "") -> None:
+        """Refuse images the model cannot generate (before any model is built): square, at least 8 pixels, and
+        for up-sampling models a size that 2**g_depth divides leaving at least 2 pixels."""
+        height, width = int(shape[0]), int(shape[1])
+        depth = self.g_depth if isinstance(self.g_depth, int) else 0
+        ok = [s for s in (16, 28, 32, 48, 64, 96, 128) if s % 2 ** depth == 0 and s // 2 ** depth >= 2]
+        where = f" ({source} holds {height}x{width} images)" if source else ""
+        hint = f"set image_size to one of {ok} to resize the images (g_depth={depth}), or change g_depth"
+        if height != width:
+            raise ConfigError("image_size", self.image_size, f"a size for square images{where}: {hint}")
+        if height < 8:
+            raise ConfigError("image_size", self.image_size, f"at least 8 pixels{where}: {hint}")
+        if registry.MODELS[self.model].upsamples:
+            base = height / 2 ** depth
+            if base != int(base) or base < 2:
+                raise ConfigError("image_size", self.image_size if self.image_size else height,
+                                  f"a size divisible by 2**g_depth = {2 ** depth} leaving at least 2 pixels{where}: "
+                                  f"{hint}")
 
     def check_dataset_size(self, n_images: int) -> None:
         """Called once the real number of images is known (folder datasets)."""

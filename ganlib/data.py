@@ -92,23 +92,33 @@ def to_uint8(images) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- file formats
+MAX_IDX_BYTES = 4 << 30  # EMNIST byclass, the largest IDX file, is 0.55 GB of images
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST/EMNIST format), gzipped or not."""
+    """Read an IDX file (the MNIST/EMNIST format), gzipped or not. The header is read first and at most the
+    bytes it announces are decompressed: a gzip bomb or a file longer than its header says is refused."""
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise CorruptDatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
+            ndim = head[3]
+            dims = np.frombuffer(f.read(4 * ndim), ">u4").astype(np.int64)
+            need = int(np.prod(dims, dtype=object)) if len(dims) == ndim else -1
+            if ndim == 0 or need < 0 or need > MAX_IDX_BYTES:
+                raise CorruptDatasetError(f"{path}: its header announces {tuple(dims)} "
+                                          f"(more than {MAX_IDX_BYTES:,} bytes, or a cut header); not an IDX file "
+                                          "ganlib reads. Delete it and fetch it again.")
+            data = f.read(need + 1)
     except (OSError, EOFError) as e:
         raise CorruptDatasetError(f"Cannot read IDX file {path}: {e}. Delete it and fetch it again.") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise CorruptDatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise CorruptDatasetError(f"{path} is truncated: header says {tuple(dims)} "
-                                  f"({int(np.prod(dims))} bytes) but it holds {data.size} bytes.")
-    return data.reshape(dims)
+    if len(data) != need:
+        raise CorruptDatasetError(f"{path} is {'truncated' if len(data) < need else 'longer than its header says'}: "
+                                  f"header says {tuple(dims)} ({need} bytes) but it holds "
+                                  f"{len(data)}{'' if len(data) <= need else '+'} bytes.")
+    return np.frombuffer(data, np.uint8).reshape(tuple(int(d) for d in dims))
 
 
 def _find(dataset: str, candidates: List[Path], how_to_get: str) -> Path:

@@ -5,8 +5,11 @@ config -> data -> models -> trainer -> run directory. This is the function the t
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -28,6 +31,25 @@ def configure_threads(threads: int) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
         except RuntimeError:  # already initialized in this process: keep going with its pools
             pass
+
+
+def threads_in_use() -> int:
+    """TensorFlow's intra-op threads in this process (its default, 0, means one per available core)."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+
+
+def thread_change_warning(previous: dict, threads: int, initial_epoch: int) -> Optional[str]:
+    """A loud message when a run resumes with another number of threads than it trained with: TensorFlow's
+    reductions split work by thread, so from here on the numbers differ from an uninterrupted run's (measured:
+    2 threads vs 1 from step 79 on). None when nothing changed or nothing was trained yet."""
+    before = previous.get("threads")
+    if not initial_epoch or before in (None, threads):
+        return None
+    return (f"*** This run trained its first {initial_epoch} epoch(s) with {before} thread(s) and resumes with "
+            f"{threads}: its results will differ from an uninterrupted run's from here on. Resume with "
+            f"threads={before} (or the same --threads-per-run) to reproduce it exactly. ***")
 
 
 def benchmark_noise(config: Config, num_classes: int):
@@ -229,6 +251,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     # The data is read and checked first: a missing or damaged dataset costs no model building.
     data = load_for_config(config, "train")
     config.check_dataset_size(len(data))
+    config.check_image_shape(data.image_shape, f"{data.name} at {data.source}")
     if config.conditional and data.num_classes < 2:
         raise ConfigError("conditional", True, "False for a dataset with a single class "
                           f"({data.name} at {data.source} has one)")
@@ -285,7 +308,15 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
         *(cb.tensorboard_callbacks(run) if config.tensorboard else []),  # after the logs and grids they read
         *extra_callbacks,
     ]
+    previous = run.read_summary()
+    threads = threads_in_use()
+    changed = thread_change_warning(previous, threads, initial_epoch)
+    if changed:
+        print(changed, file=sys.stderr)
+        warnings.warn(changed, RuntimeWarning, stacklevel=2)
     run.update_summary(
+        threads=threads, thread_changes=(previous.get("thread_changes") or []) + (
+            [{"epoch": initial_epoch, "from": previous.get("threads"), "to": threads}] if changed else []),
         resumed_from_epoch=initial_epoch or None, steps_per_epoch=steps_per_epoch,
         dataset={"name": data.name, "source": data.source, "train_images": len(data),
                  "image_shape": list(data.image_shape), "classes": data.class_names,

@@ -113,8 +113,40 @@ def read_json(path: Path, default=None):
         raise RunDirectoryError(f"{e} The file is damaged or was not written by ganlib. Restore or delete it.") from None
 
 
-def load_arrays(path) -> dict:
-    """Every array of an `.npz` file. Pickled Python objects are refused: unpickling a file can run code."""
+MAX_NPZ_BYTES = 8 << 30  # the state of the largest model ganlib builds (256 px, 4096 filters) is far below
+
+
+def _check_npz_members(path, keys) -> None:
+    """Read only the .npy headers of the members to be loaded: a header claiming more data than its member holds
+    (a 7 TiB allocation from a 1 KB file), or more than MAX_NPZ_BYTES in all, is refused before any array is
+    allocated."""
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what it is
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if keys is not None and name not in keys:
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+            if dtype.hasobject:
+                continue  # np.load refuses it below, with the pickle message
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if need > info.file_size:
+                raise ValueError(f"entry {name!r} claims {need:,} bytes of data but holds {info.file_size:,}")
+            total += need
+            if total > MAX_NPZ_BYTES:
+                raise ValueError(f"its arrays hold more than {MAX_NPZ_BYTES:,} bytes; ganlib's never do")
+
+
+def load_arrays(path, keys=None) -> dict:
+    """The arrays of an `.npz` file (only those named in `keys`, when given: other entries are never read).
+    Pickled Python objects are refused: unpickling a file can run code. Sizes are checked from the headers before
+    anything is allocated (`_check_npz_members`)."""
     with open(path, "rb") as f:  # FileNotFoundError as it is
         head = f.read(6)
     if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")) and not head.startswith(b"\x80"):
@@ -122,11 +154,12 @@ def load_arrays(path) -> dict:
         raise RunDirectoryError(f"{path} is not an .npz file (it starts with {head!r}): it is damaged or was not "
                                 "written by ganlib; delete it.")
     try:
+        _check_npz_members(path, None if keys is None else set(keys))
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with data:
-            return {key: data[key] for key in data.files}
+            return {key: data[key] for key in data.files if keys is None or key in keys}
     except FileNotFoundError:
         raise
     except ValueError as e:
@@ -155,6 +188,12 @@ def load_keras_model(path):
         scope = contextlib.nullcontext()
     else:
         scope = SafeModeScope(True)
+    if zipfile.is_zipfile(path):  # a .keras archive: its declared sizes first (a zip bomb is refused unread)
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+        if declared > MAX_NPZ_BYTES:
+            raise RunDirectoryError(f"{path} would unpack to {declared:,} bytes; ganlib's models are far smaller. "
+                                    "It is damaged or not ganlib's; delete it.")
     with scope:
         return keras.models.load_model(path, safe_mode=True, compile=False)
 

@@ -193,3 +193,86 @@ def test_notebook_extras_are_checked():
         config_from_namespace({"verbose": "banana"}, extra=("run_dir", "verbose"))
     with pytest.raises(Exception, match="run_dir"):
         config_from_namespace({"run_dir": 123}, extra=("run_dir", "verbose"))
+
+
+# ------------------------------------------------------------------------------------------- threads
+def test_a_resume_with_another_thread_count_is_said_loudly():
+    from ganlib.run import thread_change_warning
+
+    assert thread_change_warning({"threads": 1}, 1, 3) is None
+    assert thread_change_warning({}, 2, 3) is None  # an older run: nothing recorded to compare
+    assert thread_change_warning({"threads": 1}, 2, 0) is None  # nothing trained yet
+    said = thread_change_warning({"threads": 1}, 2, 3)
+    assert "first 3 epoch(s) with 1 thread(s)" in said and "resumes with 2" in said and "threads=1" in said
+
+
+def test_the_thread_count_is_recorded(tmp_path):
+    summary = train(tiny(dataset="digits", epochs=1, steps_per_epoch=1), tmp_path / "run", verbose=0)
+    assert isinstance(summary["threads"], int) and summary["threads"] >= 1 and summary["thread_changes"] == []
+
+
+# ------------------------------------------------------------------------------------------- binary formats
+def _npz_with(path, members: dict):
+    """An .npz whose members are raw bytes (to forge headers numpy itself would never write)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name + ".npy", data)
+
+
+def _npy_header(shape, descr="<f8") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_an_npz_header_claiming_terabytes_is_refused_before_allocation(tmp_path):
+    from ganlib.rundir import load_arrays
+
+    path = tmp_path / "state.npz"
+    _npz_with(path, {"epoch": _npy_header(()) + b"\0" * 8, "big": _npy_header((10 ** 12,)) + b"\0" * 64})
+    with pytest.raises(RunDirectoryError, match="claims 8,000,000,000,000 bytes"):
+        load_arrays(path)
+    # an entry nobody asked for is never read
+    assert load_arrays(path, keys=("epoch",))["epoch"] == 0
+
+
+def test_an_idx_gzip_bomb_and_a_too_long_idx_file_are_refused(tmp_path):
+    import gzip
+
+    from ganlib.data import CorruptDatasetError, read_idx
+
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:  # announces 1 x 2 x 2 bytes, then 64 MB of zeros
+        f.write(b"\0\0\x08\x03" + np.array([1, 2, 2], ">u4").tobytes() + b"\0" * (64 << 20))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(CorruptDatasetError, match="longer than its header says"):
+        read_idx(bomb)
+    huge = tmp_path / "h.idx"
+    huge.write_bytes(b"\0\0\x08\x03" + np.array([100000, 100000, 100000], ">u4").tobytes())
+    with pytest.raises(CorruptDatasetError, match="announces"):
+        read_idx(huge)
+    good = tmp_path / "g.idx"
+    good.write_bytes(b"\0\0\x08\x02" + np.array([2, 3], ">u4").tobytes() + bytes(range(6)))
+    assert read_idx(good).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_images_the_model_cannot_generate_are_refused_before_training_with_sizes_that_work(tmp_path):
+    from PIL import Image
+
+    from ganlib.config import ConfigError
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    config = tiny(dataset="folder", data_dir=str(folder), conditional=False, epochs=1, steps_per_epoch=1,
+                  batch_size=4, metric_samples=0)
+    with pytest.raises(ConfigError, match="holds 30x30 images.*image_size to one of \\[16, 28, 32"):
+        train(config, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "models").exists()
+    assert train(config.replace(image_size=32), tmp_path / "run32", verbose=0)["status"] == "completed"
