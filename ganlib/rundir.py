@@ -126,15 +126,15 @@ def _check_npz_members(path, keys) -> None:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if keys is not None and name not in keys:
-                continue
-            with archive.open(info) as f:
+            with archive.open(info) as f:  # every header (a few bytes each), so a pickled entry is always named
                 version = np.lib.format.read_magic(f)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = read_header(f)
             if dtype.hasobject:
-                continue  # np.load refuses it below, with the pickle message
+                raise ValueError("pickle: an entry holds Python objects")
+            if keys is not None and name not in keys:
+                continue
             need = int(np.prod(shape, dtype=object)) * dtype.itemsize
             if need > info.file_size:
                 raise ValueError(f"entry {name!r} claims {need:,} bytes of data but holds {info.file_size:,}")
