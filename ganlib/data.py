@@ -196,6 +196,26 @@ class _ArraysOnly(pickle.Unpickler):
                                   "and plain containers are expected)")
 
 
+def _cifar_batch(path: Path, keys) -> dict:
+    """A CIFAR python batch (only arrays and plain containers unpickled), with `keys` present and its images
+    whole; a truncated or malformed file raises CorruptDatasetError naming it."""
+    try:
+        with open(path, "rb") as f:
+            batch = _ArraysOnly(f, encoding="bytes").load()
+        if not isinstance(batch, dict) or any(k not in batch for k in keys):
+            raise ValueError(f"expected a dict with {[k.decode() for k in keys]}")
+        if b"data" in keys:
+            data = np.asarray(batch[b"data"], np.uint8)
+            if data.size % 3072 or data.size // 3072 != len(batch[keys[1]]):
+                raise ValueError(f"{data.size} image bytes for {len(batch[keys[1]])} labels")
+    except CorruptDatasetError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        raise CorruptDatasetError(f"{path} is not a whole CIFAR batch file ({type(e).__name__}: {str(e)[:200]}). "
+                                  "Delete it and unpack the archive again.") from None
+    return batch
+
+
 def _cifar10(split, data_dir):
     """CIFAR-10 from the Keras cache (cifar-10-batches-py, read without running pickled code) or the binary
     version (cifar-10-batches-bin), in data_dir or ~/.keras/datasets/."""
@@ -209,8 +229,7 @@ def _cifar10(split, data_dir):
         if all((folder / n).is_file() for n in names):  # python version
             xs, ys = [], []
             for n in names:
-                with open(folder / n, "rb") as f:
-                    batch = _ArraysOnly(f, encoding="bytes").load()
+                batch = _cifar_batch(folder / n, (b"data", b"labels"))
                 xs.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
                 ys.append(np.asarray(batch[b"labels"], np.int32))
             return np.concatenate(xs).transpose(0, 2, 3, 1), np.concatenate(ys), CIFAR10_CLASSES, str(folder)
@@ -244,13 +263,11 @@ def _cifar100(split, data_dir):
     candidates = [r / sub for r in roots for sub in ("cifar-100-python", "")]
     for folder in candidates:
         if (folder / split).is_file():
-            with open(folder / split, "rb") as f:
-                batch = _ArraysOnly(f, encoding="bytes").load()
+            batch = _cifar_batch(folder / split, (b"data", b"fine_labels"))
             x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             names = [f"class{i:02d}" for i in range(100)]
             if (folder / "meta").is_file():
-                with open(folder / "meta", "rb") as f:
-                    names = [n.decode() for n in _ArraysOnly(f, encoding="bytes").load()[b"fine_label_names"]]
+                names = [n.decode() for n in _cifar_batch(folder / "meta", (b"fine_label_names",))[b"fine_label_names"]]
             return x, np.asarray(batch[b"fine_labels"], np.int32), names, str(folder)
     raise DatasetNotFoundError("cifar100", candidates, how)
 

@@ -194,8 +194,18 @@ def load_keras_model(path):
         if declared > MAX_NPZ_BYTES:
             raise RunDirectoryError(f"{path} would unpack to {declared:,} bytes; ganlib's models are far smaller. "
                                     "It is damaged or not ganlib's; delete it.")
-    with scope:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
+    try:
+        with scope:
+            return keras.models.load_model(path, safe_mode=True, compile=False)
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise RunDirectoryError(f"{path} is damaged ({type(e).__name__}: {e}); ganlib writes models atomically, so "
+                                "it was changed from outside. Delete it (a finished run: train again).") from None
+    except (FileNotFoundError, OSError, ValueError) as e:
+        if not Path(path).exists() or (isinstance(e, ValueError) and "File not found" not in str(e)):
+            raise  # missing indeed, or Keras's own refusal (a Lambda, a non-Keras function): its words stand
+        # Keras reports an unreadable archive as "File not found"; the file is there, so it is damaged
+        raise RunDirectoryError(f"{path} exists but cannot be read as a Keras model ({type(e).__name__}: "
+                                f"{str(e)[:200]}): it is damaged. Delete it (a finished run: train again).") from None
 
 
 # What a run directory holds (papermill's executed notebook and the study runner's claim included); anything

@@ -276,3 +276,44 @@ def test_images_the_model_cannot_generate_are_refused_before_training_with_sizes
         train(config, tmp_path / "run", verbose=0)
     assert not (tmp_path / "run" / "models").exists()
     assert train(config.replace(image_size=32), tmp_path / "run32", verbose=0)["status"] == "completed"
+
+
+def test_truncated_or_malformed_cifar_batches_are_named(tmp_path):
+    import pickle
+
+    from ganlib.data import CorruptDatasetError, load_dataset
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}))
+    assert load_dataset("cifar10", "test", str(tmp_path)).images.shape[1:] == (32, 32, 3)
+    (folder / "data_batch_2").write_bytes((folder / "data_batch_1").read_bytes()[:100])
+    with pytest.raises(CorruptDatasetError, match="data_batch_2 is not a whole CIFAR batch file.*truncated"):
+        load_dataset("cifar10", "train", str(tmp_path))
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"labels": [0]}))
+    with pytest.raises(CorruptDatasetError, match="data_batch_2 .*expected a dict with"):
+        load_dataset("cifar10", "train", str(tmp_path))
+
+
+def test_a_cut_keras_file_is_called_damaged_not_missing(tmp_path):
+    import keras
+
+    from ganlib.rundir import load_keras_model
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "generator.keras"
+    model.save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(RunDirectoryError, match="damaged"):
+        load_keras_model(path)
+
+
+def test_a_damaged_study_summary_or_an_alias_bomb_study_yaml_does_not_break_the_report(tmp_path):
+    from analysis.studydir import StudyDirectory
+
+    directory = StudyDirectory(tmp_path / "s")
+    directory.path.mkdir()
+    directory.summary_file.write_text('{"study": "s", "counts": ')
+    directory.definition_file.write_text(ALIAS_BOMB)
+    assert directory.read_summary() == {} and directory.definition() == {}
