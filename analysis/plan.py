@@ -147,8 +147,8 @@ def plan(runs: pd.DataFrame, metric: str, effect, power: float = 0.8, alpha: flo
                 comparisons=comparisons)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.plan", description=__doc__.split("\n\n")[0],
+def main(argv=None, prog: str = "python -m analysis.plan") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                      epilog="Example: python -m analysis.plan studies/quick --effect 10%")
     parser.add_argument("study_dir", help="a gathered study (the pilot), e.g. studies/quick")
     parser.add_argument("--effect", required=True, help="the difference to detect: metric units (5) or a "

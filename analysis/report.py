@@ -318,8 +318,8 @@ def build(study_dir, out=None, pages: Optional[list] = None, rolling_window: int
     return result
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str = "python -m analysis.report") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("study_dir", nargs="?",
                         help="the study folder (default: $GANLIB_STUDY; with --export-notebooks, the study the "
                              "pages of the current Quarto render showed; else studies/quick)")

@@ -447,8 +447,8 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
     return 1 if summary["failed"] else 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.sweep", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str = "python -m analysis.sweep") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("study", help="study file (YAML), e.g. analysis/studies/quick.yaml")
     parser.add_argument("--out", default="studies", help="output folder; the study goes to OUT/<name>/")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port); "

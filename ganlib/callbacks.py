@@ -90,9 +90,21 @@ class TensorBoardSamples(keras.callbacks.Callback):
             self.writer.close()
 
 
+class GANTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, logging the learning rates of the two optimizers that train (Keras' own logs
+    `model.optimizer`'s, which a GAN trainer never uses: 0.001 at every epoch while the run trained at 2e-4)."""
+
+    def _collect_learning_rate(self, logs):
+        import keras.ops as ops
+
+        for opt in (self.model.g_optimizer, self.model.d_optimizer):
+            logs[f"learning_rate_{opt.name}"] = float(ops.convert_to_numpy(opt.learning_rate))
+        return logs
+
+
 def tensorboard_callbacks(run: RunDirectory) -> list:
-    """Keras' own TensorBoard callback (per-epoch losses, accuracies, eval_* metrics) plus the sample grids."""
-    return [keras.callbacks.TensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False, update_freq="epoch"),
+    """TensorBoard logs (per-epoch losses, accuracies, eval_* metrics, both learning rates) plus the sample grids."""
+    return [GANTensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False, update_freq="epoch"),
             TensorBoardSamples(run)]
 
 

@@ -97,10 +97,10 @@ def cmd_train(args) -> int:
     return 0 if summary.get("status") == "completed" else 1
 
 
-def _forward(module: str, argv) -> int:
+def _forward(name: str, argv) -> int:
     import importlib
 
-    return importlib.import_module(module).main(list(argv)) or 0
+    return importlib.import_module(FORWARDED[name][0]).main(list(argv), prog=f"ganlib {name}") or 0
 
 
 def _finished_generator(run_dir):
@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in FORWARDED:  # the study commands keep their own options and --help
-        return _forward(FORWARDED[argv[0]][0], argv[1:])
+        return _forward(argv[0], argv[1:])
     args = parser().parse_args(argv)
     return int(args.run(args) or 0)
 

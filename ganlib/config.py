@@ -149,12 +149,20 @@ class Config:
     def __post_init__(self):
         self._numbers_from_text()
         self._apply_recipe()
+        followed = {}  # per-network field -> the shared field the user gave for it (g_lr -> lr)
         for name, shared in SHARED_DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, getattr(self, shared))
+                if getattr(self, shared) is not None:
+                    followed[name] = shared
         if isinstance(self.d_steps, (list, tuple)):  # a schedule: tuples and lists alike, as JSON gives them back
             self.d_steps = [list(e) if isinstance(e, (list, tuple)) else e for e in self.d_steps]
-        self.validate()
+        try:
+            self.validate()
+        except ConfigError as e:
+            if e.field in followed:  # the user typed lr=..., not g_lr=...: name what they typed
+                raise ConfigError(followed[e.field], e.value, e.allowed) from None
+            raise
 
     def _numbers_from_text(self) -> None:
         """Numbers written as text become numbers: YAML 1.1 (papermill's `-f params.yaml`) reads `2e-4` as the

@@ -93,8 +93,13 @@ def text_labels(class_names: Sequence[str], text: str) -> np.ndarray:
             else:
                 unknown.append(char)
     if unknown:
+        names = [str(n) for n in class_names]
+        if any(len(n) != 1 for n in names):  # not a letters/digits model: its classes are not characters
+            raise ValueError(f"this model's classes are not single characters ({', '.join(names[:10])}"
+                             f"{', …' if len(names) > 10 else ''}), so it cannot write text; use a model of "
+                             "letters or digits (emnist_letters, emnist_balanced, mnist)")
         raise ValueError(f"the model cannot draw {''.join(dict.fromkeys(unknown))!r}; it knows: "
-                         f"{''.join(str(n) for n in class_names)!r} (and spaces)")
+                         f"{''.join(names)!r} (and spaces)")
     return labels
 
 

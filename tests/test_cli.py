@@ -86,3 +86,9 @@ def test_a_batch_log_per_epoch_is_summarised_and_an_epoch_log_per_batch_is_refus
     with pytest.raises(ValueError, match="epoch log, give per='epoch'"):
         run_curves(run_dir / "metrics" / "epochs.csv", per="batch")
     assert len(run_curves(run_dir / "metrics" / "epochs.csv", per="epoch")) == 2
+
+
+@pytest.mark.parametrize("name", ["sweep", "report", "plan"])
+def test_forwarded_commands_say_ganlib_in_their_help(name):
+    out = subprocess.run([sys.executable, "-m", "ganlib", name, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith(f"usage: ganlib {name}")

@@ -4,12 +4,12 @@ from ganlib import Config, ConfigError
 
 
 @pytest.mark.parametrize("changes, field, fragment", [
-    (dict(lr=-1e-4), "g_lr", "> 0"),
+    (dict(lr=-1e-4), "lr", "> 0"),  # the field the user typed, not g_lr
     (dict(d_lr=0.0), "d_lr", "> 0"),
     (dict(dataset="cifar"), "dataset", "fashion_mnist"),
     (dict(model="resnet"), "model", "dcgan"),
     (dict(loss="focal"), "loss", "wgan_gp"),
-    (dict(optimizer="adagrad"), "g_optimizer", "rmsprop"),
+    (dict(optimizer="adagrad"), "optimizer", "rmsprop"),  # the field the user typed
     (dict(image_size=30), "image_size", "divisible by 2**g_depth"),
     (dict(image_size=28, depth=3), "image_size", "g_depth=3"),
     (dict(batch_size=5000), "batch_size", "at most 4000"),
@@ -27,7 +27,7 @@ from ganlib import Config, ConfigError
     (dict(channels=2), "channels", "1, 3, 4"),
     (dict(g_leaky_slope=-0.1), "g_leaky_slope", ">= 0"),
     (dict(conditional="yes"), "conditional", "True or False"),
-    (dict(loss="wgan_gp", norm="batch"), "d_norm", "gradient penalty"),
+    (dict(loss="wgan_gp", norm="batch"), "norm", "gradient penalty"),
 ])
 def test_invalid_values_name_field_value_and_allowed(changes, field, fragment):
     with pytest.raises(ConfigError) as err:
@@ -66,3 +66,13 @@ def test_valid_sizes_for_depth():
     assert Config(image_size=32, depth=3).resolved_image_size == 32
     assert Config(image_size=64, depth=4, dataset="mnist_subset").g_depth == 4
     assert Config(model="mlp", image_size=30).resolved_image_size == 30  # mlp has no size constraint
+
+
+def test_an_error_names_the_field_the_user_typed():
+    """lr sets g_lr and d_lr; a bad lr was reported as g_lr, a field the user never wrote."""
+    with pytest.raises(ConfigError, match=r"Invalid configuration: lr='x'"):
+        Config.from_dict({"lr": "x"})
+    with pytest.raises(ConfigError, match=r"Invalid configuration: filters=0"):
+        Config(filters=0)
+    with pytest.raises(ConfigError, match=r"Invalid configuration: g_lr=-1"):
+        Config(g_lr=-1)

@@ -262,3 +262,23 @@ def test_cifar100_from_the_keras_cache_with_its_class_names(tmp_path):
     train = load_dataset("cifar100", "train", str(tmp_path))
     assert train.images.shape == (200, 32, 32, 3) and train.num_classes == 100 and train.class_names[7] == "n7"
     assert len(load_dataset("cifar100", "test", str(tmp_path))) == 100 and train.labels[:3].tolist() == [0, 1, 2]
+
+
+def test_emnist_in_nist_gzip_folder_under_a_home_relative_data_dir(tmp_path, monkeypatch):
+    """The shipped emnist.yaml says data_dir: ~/datasets/emnist; NIST's zip unpacks into gzip/ below it."""
+    import gzip
+
+    import numpy as np
+
+    from ganlib.data import load_dataset
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / "datasets" / "emnist" / "gzip"
+    folder.mkdir(parents=True)
+    for split in ("train", "test"):
+        with gzip.open(folder / f"emnist-balanced-{split}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(b"\0\0\x08\x03" + np.array([2, 28, 28], ">u4").tobytes() + bytes(2 * 784))
+        with gzip.open(folder / f"emnist-balanced-{split}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(b"\0\0\x08\x01" + np.array([2], ">u4").tobytes() + bytes([0, 1]))
+    data = load_dataset("emnist_balanced", "train", "~/datasets/emnist")
+    assert data.images.shape == (2, 28, 28, 1) and str(folder) in data.source

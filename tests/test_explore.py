@@ -110,6 +110,11 @@ def test_text_labels_pick_the_classes():
         text_labels(list(string.digits), "1A!")
 
 
+def test_a_model_whose_classes_are_words_says_it_cannot_write():
+    with pytest.raises(ValueError, match="classes are not single characters \\(stripes, suns\\)"):
+        text_labels(["stripes", "suns"], "hi")
+
+
 def test_render_text_draws_each_character_and_blank_spaces():
     g = StubGenerator(classes=26)
     image = render_text(g, EMNIST_CLASSES["letters"], "Ab C", variation=0.0)

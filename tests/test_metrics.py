@@ -625,3 +625,18 @@ def test_kid_from_whole_kernel_matrices_equals_kid_subset_by_subset():
     slow = [distances._unbiased_mmd2(a[draws.choice(300, m, replace=False)], b[draws.choice(260, m, replace=False)])
             for _ in range(20)]
     assert np.allclose(fast, (np.mean(slow), np.std(slow)), rtol=1e-12, atol=0)
+
+
+def test_a_subset_of_a_class_sorted_dataset_is_in_random_order_so_the_classifier_score_is_fair():
+    """mnist_subset is stored sorted by class; `take` returned sorted subsets, and the classifier score's
+    consecutive splits then each held one class (real images scored 1.33 instead of ~9)."""
+    from ganlib.data import ImageData
+
+    labels = np.repeat(np.arange(10), 100).astype(np.int32)
+    data = ImageData(name="sorted", images=np.arange(1000, dtype=np.uint8).reshape(1000, 1, 1, 1) % 255,
+                     labels=labels, class_names=[str(i) for i in range(10)], source="test")
+    subset = data.take(500, seed=3)
+    assert len(set(subset.labels[:50])) >= 8  # the first split sees most classes
+    probs = np.eye(10)[subset.labels]  # a perfect classifier on real images
+    assert M.classifier_score(probs)[0] > 8
+    assert sorted(subset.labels.tolist()) == sorted(data.labels[np.random.default_rng(3).permutation(1000)[:500]].tolist())

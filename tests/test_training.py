@@ -150,7 +150,7 @@ def test_the_summary_records_the_device(tmp_path):
     assert device["cpu_threads"] >= 1 and device["name"]
 
 
-def _tensorboard_tags(folder):
+def _tensorboard_tags(folder, values=None):
     import tensorflow as tf
 
     tags = {}
@@ -159,6 +159,8 @@ def _tensorboard_tags(folder):
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 tags.setdefault(value.tag, set()).add(event.step)
+                if values is not None and value.HasField("tensor"):
+                    values.setdefault(value.tag, []).append(float(tf.make_ndarray(value.tensor)))
     return tags
 
 
@@ -167,9 +169,14 @@ def test_tensorboard_logs_losses_metrics_and_sample_grids(tmp_path):
     assert config.hash == tiny(epochs=3, metric_interval=1, metric_samples=64).hash  # an output flag only
     run = RunDirectory(tmp_path / "run")
     train(config, run.path, verbose=0)
-    scalars = _tensorboard_tags(run.tensorboard_dir / "train")
+    values = {}
+    scalars = _tensorboard_tags(run.tensorboard_dir / "train", values)
     for tag in ("epoch_d_loss", "epoch_g_loss", "epoch_d_acc_real", "epoch_eval_fid", "epoch_eval_label_accuracy"):
         assert scalars.get(tag) == {0, 1, 2}, (tag, sorted(scalars))
+    # the learning rates the run trained with (Keras logged an unused optimizer's 0.001 as "learning_rate")
+    assert "epoch_learning_rate" not in scalars
+    assert values["epoch_learning_rate_g_optimizer"] == pytest.approx([config.g_lr] * 3)
+    assert values["epoch_learning_rate_d_optimizer"] == pytest.approx([config.d_lr] * 3)
     assert _tensorboard_tags(run.tensorboard_dir / "samples") == {"samples (fixed noise)": {0, 1, 2}}
 
 
