@@ -352,6 +352,10 @@ def run_study(study: Study, out, scheduler=None, workers=None, threads=None, onl
 
     gpus = [] if scheduler else list(visible_gpus() if gpus == "auto" else gpus or [])
     workers = workers or study.resources.get("workers") or (len(gpus) if gpus else None)
+    if gpus and workers > len(gpus):  # one run per GPU at a time: two would share (and may exhaust) its memory
+        print(f"note: {workers} workers asked for but {len(gpus)} GPU(s) given ({', '.join(gpus)}); running "
+              f"{len(gpus)} at a time, one on each GPU", file=sys.stderr)
+        workers = len(gpus)
     threads = threads or study.resources.get("threads_per_run") or \
         (max(1, default_workers(1) // workers) if gpus else 1)
     workers = workers or default_workers(threads)

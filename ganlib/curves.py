@@ -92,27 +92,59 @@ def run_curves(run_dir, per: str = "batch", window: int = 1) -> pd.DataFrame:
     return frame
 
 
-def _plot_kind(ax, curves: Dict[str, pd.DataFrame], kind: str, x: str, combine: str, spread: Optional[str]):
+def configurations(runs: Dict[str, object]) -> Dict[str, str]:
+    """{run name: its configuration's label}: runs whose configurations differ only in the seed share one (a
+    study's variation folder name when they all sit in runs/<variation>/seed<k>, else `config <hash>`); a CSV log,
+    or a run without a readable config.json, is its own configuration."""
+    keys = {}
+    for name, run in runs.items():
+        try:
+            keys[name] = run.read_config().replace(seed=0).hash if isinstance(run, RunDirectory) else name
+        except RunDirectoryError:
+            keys[name] = name
+    labels = {}
+    for key in set(keys.values()):
+        members = [runs[n] for n, k in keys.items() if k == key]
+        if key in runs:  # a log or an unreadable run: its own name
+            labels[key] = key
+            continue
+        in_study = all(r.path.name.startswith("seed") for r in members)
+        folders = {r.path.parent.name for r in members}
+        labels[key] = folders.pop() if in_study and len(folders) == 1 else f"config {key}"
+    return {name: labels[key] for name, key in keys.items()}
+
+
+def _plot_kind(ax, curves: Dict[str, pd.DataFrame], kind: str, x: str, combine: str, spread: Optional[str],
+               groups: Optional[Dict[str, str]] = None):
     several = len(curves) > 1
     for j, column in enumerate(KINDS[kind]):
         present = {n: f[[x, column]].dropna() for n, f in curves.items() if column in f and f[column].notna().any()}
         if combine == "mean" and len(present) > 1:
-            stats = pd.concat(present.values()).groupby(x)[column].agg(["mean", "std", "sem", "min", "max"])
-            (line,) = ax.plot(stats.index, stats["mean"], label=f"{column} (mean of {len(present)})")
-            if spread in ("std", "sem"):
-                low, high = stats["mean"] - stats[spread].fillna(0), stats["mean"] + stats[spread].fillna(0)
-            elif spread == "minmax":
-                low, high = stats["min"], stats["max"]
-            else:
-                continue
-            ax.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.2, lw=0)
+            # one mean line per configuration (its seeds), never one over runs of different configurations
+            by_group: Dict[str, list] = {}
+            for n, f in present.items():
+                by_group.setdefault((groups or {}).get(n, "all runs"), []).append(f)
+            for g, (label, frames) in enumerate(by_group.items()):
+                stats = pd.concat(frames).groupby(x)[column].agg(["mean", "std", "sem", "min", "max"])
+                name = f"{label}: " if len(by_group) > 1 else ""
+                (line,) = ax.plot(stats.index, stats["mean"], color=f"C{g}", ls=LINE_STYLES[j % len(LINE_STYLES)],
+                                  label=f"{name}{column} (mean of {len(frames)} seed{'s' if len(frames) > 1 else ''})")
+                if spread in ("std", "sem"):
+                    low, high = stats["mean"] - stats[spread].fillna(0), stats["mean"] + stats[spread].fillna(0)
+                elif spread == "minmax":
+                    low, high = stats["min"], stats["max"]
+                else:
+                    continue
+                ax.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.2, lw=0)
             continue
         for name, f in present.items():  # one colour per run, one line style per column
             ax.plot(f[x], f[column], label=f"{name}: {column}" if several else column,
                     color=f"C{list(curves).index(name)}" if several else None,
                     ls=LINE_STYLES[j % len(LINE_STYLES)] if several else "-")
     if not ax.lines:
-        ax.text(0.5, 0.5, f"no {', '.join(KINDS[kind])} logged", ha="center", va="center", transform=ax.transAxes)
+        hint = "\n(FID during training needs metric_interval > 0)" if kind == "fid" else ""
+        ax.text(0.5, 0.5, f"no {', '.join(KINDS[kind])} logged{hint}", ha="center", va="center",
+                transform=ax.transAxes)
     if kind == "loss_diff":
         ax.axhline(0.0, color="grey", lw=0.8, label="_nolegend_")  # D and G losses balanced
     if kind == "accuracy":
@@ -129,7 +161,8 @@ def plot_results(runs, kinds: Sequence[str] = ("loss", "accuracy", "loss_diff", 
     kinds: "loss" (d_loss, g_loss), "accuracy" (d_acc_real, d_acc_fake), "loss_diff" (d_loss - g_loss),
     "fid" (the `eval_fid` column of epochs.csv, always per epoch). per: "batch" or "epoch"; window: rolling mean
     over rows (default 20 for batches, 1 for epochs). combine: "overlay" (a line per run on shared axes),
-    "mean" (mean over runs at each step, shaded by `spread`: "std", "sem", "minmax" or None), or "side"
+    "mean" (per configuration, the mean over its seeds at each step, shaded by `spread`: "std", "sem", "minmax"
+    or None; runs are seeds of one configuration when their configurations differ only in the seed), or "side"
     (a row of panels per run, shared y axes).
     """
     import matplotlib.pyplot as plt
@@ -142,6 +175,7 @@ def plot_results(runs, kinds: Sequence[str] = ("loss", "accuracy", "loss_diff", 
     runs = named_runs(runs)
     training = {n: run_curves(r, per, window) for n, r in runs.items()}
     evaluation = {n: run_curves(r, "epoch") for n, r in runs.items()}
+    grouping = configurations(runs)
     groups = [{n: None} for n in runs] if combine == "side" else [{n: None for n in runs}]
     fig, axes = plt.subplots(len(groups), len(kinds), figsize=(4.2 * len(kinds), 3.2 * len(groups)),
                              squeeze=False, sharey="col" if combine == "side" else False)
@@ -149,7 +183,7 @@ def plot_results(runs, kinds: Sequence[str] = ("loss", "accuracy", "loss_diff", 
     for row, group in zip(axes, groups):
         for ax, kind in zip(row, kinds):
             source, x = (evaluation, "epoch") if kind == "fid" else (training, x_training)
-            _plot_kind(ax, {n: source[n] for n in group}, kind, x, combine, spread)
+            _plot_kind(ax, {n: source[n] for n in group}, kind, x, combine, spread, grouping)
             smoothed = f" (rolling mean of {window})" if window > 1 and kind != "fid" else ""
             ax.set(xlabel=x + smoothed, title=TITLES[kind] + (f" - {next(iter(group))}" if combine == "side" else ""))
     fig.tight_layout()

@@ -286,9 +286,21 @@ def test_result_plots(run_dir, tmp_path):
     fig = plot_results(runs, kinds=("loss", "fid"), combine="overlay")
     assert _labels(fig.axes[0]) == ["a: d_loss", "b: d_loss", "a: g_loss", "b: g_loss"]
     assert _labels(fig.axes[1]) == ["b: eval_fid"] and list(fig.axes[1].lines[0].get_ydata()) == [123.0]
-    fig = plot_results(runs, kinds=("loss", "loss_diff"), combine="mean")
-    assert _labels(fig.axes[0]) == ["d_loss (mean of 2)", "g_loss (mean of 2)"] and fig.axes[0].collections
+    fig = plot_results(runs, kinds=("loss", "loss_diff"), combine="mean")  # one configuration, two copies
+    assert _labels(fig.axes[0]) == ["d_loss (mean of 2 seeds)", "g_loss (mean of 2 seeds)"] and fig.axes[0].collections
     assert len(fig.axes[0].lines[0].get_xdata()) == len(batches)
+    # two configurations x two seeds: a mean per configuration, never one over all four runs
+    study = tmp_path / "study" / "runs"
+    for variation, lr in (("base", None), ("fast", 1e-3)):
+        for seed in (0, 1):
+            folder = study / variation / f"seed{seed}"
+            shutil.copytree(run_dir, folder)
+            config = json.loads((folder / "config.json").read_text())
+            config.update(seed=seed, **({"g_lr": lr, "d_lr": lr} if lr else {}))
+            (folder / "config.json").write_text(json.dumps(config))
+    fig = plot_results(sorted(study.glob("*/seed*")), kinds=("loss",), combine="mean")
+    assert _labels(fig.axes[0]) == ["base: d_loss (mean of 2 seeds)", "fast: d_loss (mean of 2 seeds)",
+                                    "base: g_loss (mean of 2 seeds)", "fast: g_loss (mean of 2 seeds)"]
     fig = plot_results(runs, kinds=("accuracy",), per="epoch", combine="side")
     assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes][1].endswith("b")
     assert all(_labels(ax) == ["d_acc_real", "d_acc_fake"] for ax in fig.axes)

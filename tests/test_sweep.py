@@ -89,6 +89,12 @@ def test_a_local_cluster_gets_one_worker_per_gpu_and_shares_the_cores(tmp_path, 
     assert sweep.run_study(load_study(path), tmp_path / "out", gpus=[], dry_run=True) == 0
     assert f"{cores} local workers x 1 threads per run\n" in capsys.readouterr().out
     assert sweep.worker_gpu(["3", "4"]) == "3" and sweep.worker_gpu(None) is None  # outside a worker: the first
+    # more workers than GPUs (resources.workers: 2, --gpus 1): one run per GPU at a time, and the plan says so
+    path.write_text(yaml.safe_dump(dict(name="g", baseline=TINY, variations=[{"name": "b", "lr": 1e-4}], seeds=2,
+                                        resources={"workers": 2})))
+    assert sweep.run_study(load_study(path), tmp_path / "out", gpus=["1"], dry_run=True) == 0
+    said = capsys.readouterr()
+    assert "1 local workers" in said.out and "one GPU each of 1" in said.out and "running 1 at a time" in said.err
 
 
 # ---------------------------------------------------------------------------------------------- slow
