@@ -57,8 +57,12 @@ def benchmark_noise(config: Config, num_classes: int):
     n = config.grid_size ** 2
     rng = np.random.default_rng([config.seed, 20240])
     z = rng.standard_normal((n, config.latent_dim)).astype(np.float32)
-    labels = (np.arange(n) % num_classes).astype(np.int32)  # column j shows class j (mod classes)
-    return z, labels
+    cells = np.arange(n)
+    if num_classes <= config.grid_size:  # each column one class (column j: class j mod classes), each row a sample
+        labels = (cells % config.grid_size) % num_classes
+    else:  # more classes than columns: every class in turn, row by row, so each appears
+        labels = cells % num_classes
+    return z, labels.astype(np.int32)
 
 
 def _load_or_make_noise(run: RunDirectory, config: Config, num_classes: int):

@@ -222,3 +222,15 @@ def test_variations_sharing_the_untrained_generator_reuse_its_floor(tmp_path, mo
     other_seed = train(tiny(**{**base, "seed": 12346}), tmp_path / "c", verbose=0)
     assert other_seed["untrained_metrics"]["fid"] != first["untrained_metrics"]["fid"] and len(calls) == 3
     assert len(set(folder.glob("*.json")) - before) == 2
+
+
+@pytest.mark.parametrize("grid, classes", [(8, 10), (10, 10), (6, 3), (4, 47)])
+def test_sample_grid_columns_show_one_class_each_when_there_are_enough_columns(grid, classes):
+    from ganlib.run import benchmark_noise
+
+    _, labels = benchmark_noise(tiny(grid_size=grid), classes)
+    cells = labels.reshape(grid, grid)
+    if classes <= grid:  # each column one class: column j shows class j mod classes
+        assert all(len(set(cells[:, j])) == 1 and cells[0, j] == j % classes for j in range(grid))
+    else:
+        assert set(labels.tolist()) == set(range(min(classes, grid * grid)))
