@@ -169,12 +169,40 @@ def cmd_plot(args) -> int:
 def cmd_explore(args) -> int:
     import papermill
 
+    from .serve import INSTALL_HINT, front_end_missing, serve
+
     _finished_generator(args.run_dir)  # a clear error before a kernel starts
+    if args.serve and front_end_missing():
+        raise SystemExit(f"error: {front_end_missing()}")
     out = args.out or f"explore-{Path(args.run_dir).resolve().name}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / "explore.py"), out,
-                               parameters={"run_dir": str(args.run_dir)}, progress_bar=False)
-    print(f"wrote {out}: open it in Jupyter (`jupyter lab {out}`) for the interactive explorer")
+                               parameters={"run_dir": str(Path(args.run_dir).resolve())}, progress_bar=False)
+    if args.serve:
+        return serve(Path(out).resolve(), args.port, not args.no_browser)
+    hint = "" if not front_end_missing() else f" ({INSTALL_HINT})"
+    print(f"wrote {out}: `ganlib explore {args.run_dir} --serve` shows the explorer in your browser; "
+          f"`jupyter lab {out}` opens the notebook{hint}")
     return 0
+
+
+def cmd_form(args) -> int:
+    import tempfile
+
+    from .config import ConfigError
+    from .serve import form_notebook, front_end_missing, serve
+    from .settings_form import SettingsForm
+
+    values = _config_values(args)
+    try:
+        SettingsForm(**values).config  # noqa: B018  (a clear error now, not in the browser)
+    except (ConfigError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if front_end_missing():
+        print(f"error: {front_end_missing()}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="ganlib-form-") as folder:
+        return serve(form_notebook(values, Path(folder)), args.port, not args.no_browser, cwd=Path.cwd())
 
 
 def cmd_catalog(args) -> int:
@@ -236,7 +264,20 @@ def parser() -> argparse.ArgumentParser:
                        description="Execute notebooks/explore.py for a finished run (papermill).")
     e.add_argument("run_dir")
     e.add_argument("--out", help="default: explore-<run name>.ipynb")
+    e.add_argument("--serve", action="store_true", help="show it in the browser (Voila: widgets without code)")
+    e.add_argument("--port", type=bounded(int, 1024, 65535), default=None)
+    e.add_argument("--no-browser", action="store_true", help="only print the address")
     e.set_defaults(run=cmd_explore)
+
+    fm = sub.add_parser("form", help="the settings form in the browser: edit a configuration, press Train",
+                        description="Serve ganlib's settings form (ipywidgets) as a browser page with Voila.",
+                        epilog="Example: ganlib form -p dataset fashion_mnist -p epochs 5")
+    fm.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="a starting value of a Config field (YAML); repeatable")
+    fm.add_argument("-f", "--file", help="a YAML file of starting values")
+    fm.add_argument("--port", type=bounded(int, 1024, 65535), default=None)
+    fm.add_argument("--no-browser", action="store_true", help="only print the address")
+    fm.set_defaults(run=cmd_form)
 
     c = sub.add_parser("catalog", help="the registered datasets, models, losses, metrics and recipes")
     c.set_defaults(run=cmd_catalog)

@@ -9,6 +9,8 @@ want_test=0; [ "${1:-}" = "--test" ] && want_test=1
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
 if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then apt_packages+=(chromium); fi
+# the widgets' browser test drives chromium through its driver (tests/test_browser_widgets.py)
+if [ "$want_test" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then apt_packages+=(chromium-driver); fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -26,10 +28,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.ganlib-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ "$want_test" = 1 ] && ! .venv/bin/python -c "import pytest" 2>/dev/null; }; then
-  echo "[setup] pip install -e .[test] (first time: a few minutes)"
+# The browser front end of the widgets (Voila, JupyterLab: `ganlib form`, `ganlib explore RUN --serve`) is the
+# `notebook` extra; both commands install it, the main job for its users and the tests for the browser test.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ "$want_test" = 1 ] && ! .venv/bin/python -c "import pytest, voila" 2>/dev/null; }; then
+  echo "[setup] pip install -e .[test,notebook] (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,notebook]"
   touch "$stamp"
 fi
 # Tests and CI render a study with the real Quarto. Users install Quarto the usual way (https://quarto.org); here
