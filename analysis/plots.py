@@ -39,7 +39,7 @@ def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles
                     marker="o" if len(g) < 12 else None, ms=3)
             if g["count"].max() > 1:
                 ax.fill_between(g.index, g["min"], g["max"], color=study.colors[v], alpha=0.15, lw=0)
-        ax.set(title=(titles or {}).get(col, col), xlabel=x)
+        ax.set(title=(titles or {}).get(col, col), xlabel=x, ylabel=col)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
@@ -47,6 +47,23 @@ def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)))
     fig.set_layout_engine("constrained")
     return fig
+
+
+def _anchor_axis(ax, metric: str, values: np.ndarray) -> None:
+    """A share (accuracy, recall, ...) on its whole range [0, 1] and a distance from 0, so that 0.097 vs 0.100
+    does not fill a panel; a panel whose runs all score the same says so instead of drawing a flat line."""
+    from ganlib.registry import metric as metric_entry
+
+    try:
+        low, high = metric_entry(metric).bounds
+    except (KeyError, ValueError):  # not a registered metric: matplotlib's own limits
+        low, high = None, None
+    if low is not None and high is not None:
+        ax.set_ylim(low - 0.03 * (high - low), high + 0.03 * (high - low))
+    elif low is not None and len(values) and values.min() >= low:
+        ax.set_ylim(bottom=low)
+    if len(values) and np.ptp(values) == 0:
+        ax.text(0.5, 0.9, f"every run: {values[0]:.4g}", transform=ax.transAxes, ha="center", color="#555")
 
 
 def box_strip(runs: pd.DataFrame, metrics, study: "StudyData", ncols: int = 3):
@@ -73,6 +90,7 @@ def box_strip(runs: pd.DataFrame, metrics, study: "StudyData", ncols: int = 3):
         ax.set_xticks(pos, [_label(v, 18) for v in names], rotation=25 if slanted else 0,
                       ha="right" if slanted else "center", rotation_mode="anchor")
         ax.set_title(f"{m} ({'lower' if lower_is_better(m) else 'higher'} is better)")
+        _anchor_axis(ax, m, np.concatenate(data) if data else np.array([]))
         ax.grid(axis="x", visible=False)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")

@@ -121,7 +121,16 @@ class Metric:
     is_result: bool = True  # False: describes the evaluation, not the generator (not ranked or tested)
     description: str = ""
 
+    @property
+    def bounds(self) -> Tuple[Optional[float], Optional[float]]:
+        """The values the metric can take, for plots' axes: shares are in [0, 1], distances and counts >= 0."""
+        if self.name in SHARES:
+            return 0.0, 1.0
+        return (0.0, None) if self.name in NON_NEGATIVE else (None, None)
 
+
+SHARES = {"precision", "recall", "coverage", "label_accuracy", "intra_recall", "intra_coverage", "extractor_accuracy"}
+NON_NEGATIVE = {"fid", "intra_fid", "density", "kid_std", "n_samples", "seconds", "train_seconds"}
 _DISTANCES, _SCORES = "ganlib.metrics.distances", "ganlib.metrics.scores"
 METRICS = {m.name: m for m in (
     Metric("fid", "FID", True, f"{_DISTANCES}:fid_from_features",

@@ -411,3 +411,26 @@ def test_metrics_page_shows_per_class_recall_coverage_and_fid(preview):
         head, rows = table_by_id(out, f"class-{metric}")
         assert head[0] == "class" and "baseline" in head
         assert rows and all(r[0] in [str(d) for d in range(10)] for r in rows)  # mnist_subset's class names
+
+
+def test_metric_panels_are_anchored_to_the_metrics_range():
+    """Label accuracy 0.0967-0.100 filled a whole panel; shares now span [0, 1], distances start at 0, and a
+    panel whose runs all score the same says so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.plots import _anchor_axis
+
+    fig, (a, b, c) = plt.subplots(1, 3)
+    a.plot([0, 1], [0.0967, 0.100])
+    _anchor_axis(a, "final_label_accuracy", np.array([0.0967, 0.100]))
+    assert a.get_ylim()[0] < 0 and a.get_ylim()[1] > 1
+    b.plot([0, 1], [30.0, 31.0])
+    _anchor_axis(b, "final_fid", np.array([30.0, 31.0]))
+    assert b.get_ylim()[0] == 0
+    c.plot([0, 1], [0.0, 0.0])
+    _anchor_axis(c, "final_recall", np.array([0.0, 0.0]))
+    assert any("every run: 0" in t.get_text() for t in c.texts)
+    plt.close(fig)
