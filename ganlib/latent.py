@@ -160,10 +160,13 @@ def pairwise_distance_boxplot(groups: Mapping[str, np.ndarray], ax=None, title: 
     """
     import matplotlib.pyplot as plt
 
+    names = [str(k) for k in groups]
+    slanted = len(names) > 4 or max(map(len, names), default=0) > 6  # class names such as "T-shirt/top" collide
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(groups) + 2), 3.5))
+        _, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(groups) + 2), 3.5 + 0.8 * slanted), layout="constrained")
     ax.boxplot([pairwise_distances(images) for images in groups.values()], showfliers=False)
-    ax.set_xticks(range(1, len(groups) + 1), [str(k) for k in groups])
+    ax.set_xticks(range(1, len(groups) + 1), names, rotation=40 if slanted else 0, ha="right" if slanted else "center",
+                  rotation_mode="anchor")
     ax.set(ylabel="Euclidean distance", title=title or "Pairwise distances between generated images")
     ax.grid(alpha=0.3, axis="y")
     return ax.figure

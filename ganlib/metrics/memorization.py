@@ -41,7 +41,8 @@ def plot_neighbours(generated, train_images, indices, path=None, distances=None,
     generated, train = to_uint8(_as_float_images(generated)), to_uint8(_as_float_images(train_images))
     n = len(generated)
     rows, cols = -(-n // pairs_per_row), 2 * min(n, pairs_per_row)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    # room above each image for its two-line caption: with 1.5 in per row the captions ran into the images above
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.9 * rows), squeeze=False, layout="constrained")
     grey = generated.shape[-1] == 1
     for ax in axes.flat:
         ax.axis("off")
@@ -52,7 +53,6 @@ def plot_neighbours(generated, train_images, indices, path=None, distances=None,
             ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=255)
         left.set_title("generated", fontsize=7)
         right.set_title(f"train #{indices[i]}" + ("" if distances is None else f"\nd={distances[i]:.2f}"), fontsize=7)
-    fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
