@@ -640,3 +640,25 @@ def test_a_subset_of_a_class_sorted_dataset_is_in_random_order_so_the_classifier
     probs = np.eye(10)[subset.labels]  # a perfect classifier on real images
     assert M.classifier_score(probs)[0] > 8
     assert sorted(subset.labels.tolist()) == sorted(data.labels[np.random.default_rng(3).permutation(1000)[:500]].tolist())
+
+
+def test_the_feature_network_child_decodes_folders_into_the_parents_cache(tmp_path, monkeypatch):
+    """The child process that trains a feature network pointed GANLIB_CACHE elsewhere, so a folder dataset was
+    decoded (and stored) twice; it now gets the parent's decoded-folder cache."""
+    import subprocess
+
+    from ganlib.data import folder_cache_dir
+    from ganlib.metrics import features
+
+    monkeypatch.setenv("GANLIB_FOLDER_CACHE", str(tmp_path / "decoded"))
+    seen = {}
+
+    def fake_run(args, env=None, **kwargs):
+        seen.update(env)
+        return subprocess.CompletedProcess(args, 1, "", "stopped by the test")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match="stopped by the test"):  # it trains when nothing is cached
+        features.DomainClassifier("digits", cache=tmp_path / "nets")
+    assert seen["GANLIB_FOLDER_CACHE"] == str(folder_cache_dir()) == str(tmp_path / "decoded")
+    assert seen["GANLIB_CACHE"] == str(tmp_path / "nets")

@@ -167,10 +167,14 @@ class DomainClassifier(FeatureExtractor):
         import json
         import subprocess
 
+        from ..data import folder_cache_dir
+
         threads = str(TRAINING_THREADS)
         package_root = str(Path(__file__).resolve().parents[2])  # the child imports this very ganlib
         env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
                "OMP_NUM_THREADS": threads, "GANLIB_CACHE": str(self.dir),
+               # the parent's decoded-folder cache: a folder dataset is decoded once, not again for the child
+               "GANLIB_FOLDER_CACHE": str(folder_cache_dir()),
                "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         code = "import json, sys; from ganlib.metrics.features import _train_here; _train_here(json.loads(sys.argv[1]))"
         # Captured, then passed on: inside a Jupyter kernel sys.stderr has no file descriptor to hand to a child.
