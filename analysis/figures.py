@@ -18,7 +18,7 @@ from analysis.page_html import (CSS, STATUS_COLORS, callout, caution_callout, da
                                 precision_callout, show, status_counts, status_html, table, traversal_html,
                                 verdict_callout)
 from analysis.plots import CURVES, _label, box_strip, budget_figure, curve_figure, effect_plot, set_style  # noqa: E402,F401
-from analysis.run_media import (benchmark_noise, epoch_of, generated_samples, load_generator,  # noqa: E402,F401
+from analysis.run_media import (benchmark_noise, epoch_of, generated_samples, grid_columns_caption, load_generator,  # noqa: E402,F401
                                 sample_files, training_gif, training_images, traversal_frames)
 from analysis.study_data import (BASELINE, METRIC_ORDER, StudyData, StudyNotReady,  # noqa: E402,F401
                                  check_study_dir, open_study, resolve_study_dir)

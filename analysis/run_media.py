@@ -56,6 +56,24 @@ def benchmark_noise(run_dir):
         return f["z"], f["labels"]
 
 
+def grid_columns_caption(run_dir, class_names) -> str:
+    """"Columns: T-shirt/top, Trouser, ..." when every column of the run's sample grids shows one class (the
+    grids themselves carry no captions), "Classes cycle row by row" when there are more classes than columns, ""
+    for an unconditional run or one without recorded noise."""
+    try:
+        z, labels = benchmark_noise(run_dir)
+    except (OSError, KeyError, ValueError):
+        return ""
+    side = int(round(np.sqrt(len(labels))))
+    if not class_names or side * side != len(labels) or len(set(labels.tolist())) < 2:
+        return ""
+    cells = labels.reshape(side, side)
+    if all(len(set(cells[:, j])) == 1 for j in range(side)):
+        return "Columns, left to right: " + ", ".join(str(class_names[i]) for i in cells[0]) + "; rows: other latent points."
+    return "Cells cycle through the classes row by row (" + ", ".join(map(str, class_names[:6])) + \
+        (", …" if len(class_names) > 6 else "") + ")."
+
+
 def traversal_frames(run_dir, frames: int = 16, columns: int = 4, scale: int = 4) -> list:
     """PNG bytes of `frames` images, each a row of `columns` samples, moving from benchmark latent points
     z[i] to z[columns + i] (label i for a conditional generator) along great circles (ganlib.latent)."""

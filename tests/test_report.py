@@ -434,3 +434,9 @@ def test_metric_panels_are_anchored_to_the_metrics_range():
     _anchor_axis(c, "final_recall", np.array([0.0, 0.0]))
     assert any("every run: 0" in t.get_text() for t in c.texts)
     plt.close(fig)
+
+
+def test_the_gallery_says_which_class_each_grid_column_shows(preview):
+    out = html_outputs(executed(preview, "gallery"))
+    # mnist_subset has 10 classes, the tiny grid 4 columns: the cells cycle through the digits row by row
+    assert "Cells cycle through the classes row by row (0, 1, 2, 3, 4, 5, …)" in out
