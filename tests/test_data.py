@@ -1,3 +1,4 @@
+import os
 import gzip
 import struct
 
@@ -282,3 +283,27 @@ def test_emnist_in_nist_gzip_folder_under_a_home_relative_data_dir(tmp_path, mon
             f.write(b"\0\0\x08\x01" + np.array([2], ">u4").tobytes() + bytes([0, 1]))
     data = load_dataset("emnist_balanced", "train", "~/datasets/emnist")
     assert data.images.shape == (2, 28, 28, 1) and str(folder) in data.source
+
+
+def test_emoji_flags_a_small_colour_dataset_drawn_from_the_noto_font(tmp_path):
+    import numpy as np
+    import pytest
+
+    from ganlib.data import DatasetNotFoundError, load_dataset
+
+    try:
+        train = load_dataset("emoji_flags", "train")
+    except DatasetNotFoundError as e:
+        if os.environ.get("CI"):
+            raise  # setup installs fonts-noto-color-emoji
+        pytest.skip(str(e))
+    test = load_dataset("emoji_flags", "test")
+    assert train.images.shape == (200, 64, 64, 3) and test.images.shape == (50, 64, 64, 3)
+    assert train.class_names == ["flag"] and set(train.labels.tolist()) == {0}
+    both = np.concatenate([train.images, test.images]).reshape(250, -1)
+    assert len(np.unique(both, axis=0)) == 250  # every flag once (Norway's three codes drawn once)
+    colour = train.images.astype(int)
+    assert np.abs(colour[..., 0] - colour[..., 1]).mean() > 10  # in colour, not grey
+    assert load_dataset("emoji_flags", "train", image_size=32).images.shape == (200, 32, 32, 3)
+    with pytest.raises(DatasetNotFoundError, match="fonts-noto-color-emoji"):
+        load_dataset("emoji_flags", "train", str(tmp_path))
