@@ -78,13 +78,21 @@ def cutout(x, seed, ratio: float = 0.5):
 _OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(images, policy: tuple, seed):
+def diff_augment(images, policy: tuple, seed, probability=None):
     """`images` (a batch, or an MSG-GAN pyramid of batches: only the full-size level is augmented) through each
-    operation of `policy`, drawing from the Keras SeedGenerator `seed`."""
+    operation of `policy`, drawing from the Keras SeedGenerator `seed`. With `probability` (a scalar tensor, ADA),
+    each operation is applied to each image with that probability (Karras et al. 2020); without it, always."""
     if not policy:
         return images
     if isinstance(images, (list, tuple)):
-        return [*images[:-1], diff_augment(images[-1], policy, seed)]
+        return [*images[:-1], diff_augment(images[-1], policy, seed, probability)]
     for name in policy:
-        images = _OPS[name](images, seed)
+        changed = _OPS[name](images, seed)
+        if probability is None:
+            images = changed
+        else:
+            from keras import ops
+
+            apply = ops.cast(_uniform(seed, ops.shape(images)[0]) < probability, images.dtype)
+            images = apply * changed + (1.0 - apply) * images
     return images

@@ -16,7 +16,7 @@ from . import checkpoint, plotting
 from .rundir import RunDirectory
 from .sampling import generate
 
-BATCH_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+BATCH_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "ada_rt", "augment_p")
 
 
 class RunLogger(keras.callbacks.Callback):
@@ -39,7 +39,8 @@ class RunLogger(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         for key in BATCH_KEYS:
             values = [r[key] for r in self.rows if key in r]
-            row[key] = float(np.mean(values)) if values else float("nan")
+            if values or key in BATCH_KEYS[:4]:  # ADA's columns only in runs that use it
+                row[key] = float(np.mean(values)) if values else float("nan")
         row.update({k: v for k, v in (logs or {}).items() if k.startswith("eval_") or k == "sample_std"})
         row.update(seconds=seconds, images_per_second=len(self.rows) * self.batch_size / max(seconds, 1e-9),
                    steps=len(self.rows))

@@ -24,6 +24,8 @@ def _state_variables(trainer) -> dict:
     }
     if trainer.ema_generator is not None:
         groups["ema_generator"] = trainer.ema_generator.variables
+    if trainer.augment_p is not None:  # ADA's probability: a resume continues from it, bit-identically
+        groups["ada"] = [trainer.augment_p]
     return {f"{group}/{i:04d}": v for group, variables in groups.items() for i, v in enumerate(variables)}
 
 

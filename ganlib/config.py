@@ -29,7 +29,8 @@ LR_SCHEDULES = ("constant", "linear_decay", "cosine")
 CHANNELS = (1, 3, 4)
 D_CONDITIONINGS = ("concat", "projection")
 # Fields added after runs were made: left out of the hash at the value that runs made before them trained with.
-HASH_OMITTED_AT = {"d_conditioning": "concat", "ema_kimg": 0.0, "mbstd_group": 0, "mode_seeking": 0.0, "augment": ""}
+HASH_OMITTED_AT = {"d_conditioning": "concat", "ema_kimg": 0.0, "mbstd_group": 0, "mode_seeking": 0.0, "augment": "",
+                   "ada_target": 0.0, "ada_kimg": 100.0}
 
 # Fields that may be left as None and then take the shared value named here.
 SHARED_DEFAULTS = {
@@ -116,6 +117,8 @@ class Config:
     mbstd_group: Optional[int] = None  # minibatch standard-deviation feature in D over groups of this size (0 = off)
     mode_seeking: Optional[float] = None  # weight of mode-seeking regularization of G (Mao et al. 2019; 0 = off)
     augment: Optional[str] = None  # DiffAugment policy for D's inputs: "" (off) or e.g. "translation,cutout"
+    ada_target: float = 0.0  # adaptive augmentation (ADA): the target of E[sign(D(real))] (0 = off, always augment; 0.6)
+    ada_kimg: float = 100.0  # ADA's speed: thousands of images for the probability to move from 0 to 1
     # optimization
     optimizer: Optional[str] = None
     g_optimizer: Optional[str] = None
@@ -373,6 +376,11 @@ class Config:
             parse_policy(self.augment)
         except ValueError as e:
             raise ConfigError("augment", self.augment, str(e).split(": ", 1)[1]) from None
+        number("ada_target", 0, 1)
+        number("ada_kimg", 0, 10 ** 6, low_open=True)
+        if self.ada_target and not self.augment:
+            raise ConfigError("ada_target", self.ada_target, "0 without an augment policy: adaptive augmentation "
+                              "adjusts how often the `augment` policy is applied (e.g. augment: translation,cutout)")
         if self.augment and self.model == "msggan":
             raise ConfigError("augment", self.augment, "\"\" with model msggan (its discriminator sees an image "
                               "pyramid, which one augmentation of the full-size image would make inconsistent)")

@@ -224,6 +224,8 @@ TRICKS = {t.name: t for t in (
           "of one class (Mao et al. 2019)"),
     Trick("diff_augment", "augment: translation,cutout", "differentiable augmentation of D's real and fake "
           "inputs (Zhao et al. 2020)"),
+    Trick("adaptive_augment", "augment: translation,cutout + ada_target: 0.6", "ADA: each augmentation applied "
+          "with a probability raised while D is too sure of the real images (Karras et al. 2020)"),
     Trick("r1", "r1_weight: 10", "gradient penalty on real images (Mescheder et al. 2018)"),
 )}
 

@@ -30,7 +30,7 @@ GROUPS = {
                          "leaky_slope", "g_leaky_slope", "d_leaky_slope", "dropout", "norm", "g_norm", "d_norm",
                          "weight_init"),
     "loss and tricks": ("loss", "gp_weight", "clip_value", "r1_weight", "real_label", "fake_label", "d_steps", "ema", "ema_kimg",
-                        "ema_rampup", "mbstd_group", "mode_seeking", "augment"),
+                        "ema_rampup", "mbstd_group", "mode_seeking", "augment", "ada_target", "ada_kimg"),
     "optimization": ("optimizer", "g_optimizer", "d_optimizer", "lr", "g_lr", "d_lr", "beta1", "g_beta1", "d_beta1",
                      "beta2", "g_beta2", "d_beta2", "lr_schedule", "batch_size", "epochs", "steps_per_epoch", "seed",
                      "precision"),

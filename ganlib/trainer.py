@@ -75,6 +75,10 @@ class GANTrainer(keras.Model):
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.ema_generator = None
         self._augment = parse_policy(config.augment)
+        # ADA (Karras et al. 2020): the probability of each augmentation, raised while D is too sure of the real
+        # images (E[sign(D(real))] above ada_target) and lowered otherwise; checkpointed with the trainer.
+        self.augment_p = keras.Variable(0.0, dtype="float32", trainable=False, name="augment_p") \
+            if config.ada_target else None
         if config.ema_on:
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
@@ -154,8 +158,19 @@ class GANTrainer(keras.Model):
         return self.config.mode_seeking / (ratio + 1e-5)
 
     def augment(self, images):
-        """DiffAugment of the images D sees (identity without a policy), see ganlib.augment."""
-        return diff_augment(images, self._augment, self.noise_seed)
+        """DiffAugment of the images D sees (identity without a policy), see ganlib.augment; with ADA each operation
+        is applied with the current probability `augment_p`."""
+        return diff_augment(images, self._augment, self.noise_seed,
+                            None if self.augment_p is None else ops.convert_to_tensor(self.augment_p))
+
+    def ada_update(self, real_out, threshold):
+        """StyleGAN2-ADA's heuristic after each D update: r_t = E[sign(D(real))]; p moves by
+        sign(r_t - target) x batch / (ada_kimg x 1000), clipped to [0, 1]. Returns r_t (logged)."""
+        cfg = self.config
+        r_t = ops.mean(ops.sign(ops.cast(real_out, "float32") - threshold))
+        step = ops.sign(r_t - cfg.ada_target) * (cfg.batch_size / (cfg.ada_kimg * 1000.0))
+        self.augment_p.assign(ops.clip(self.augment_p + step, 0.0, 1.0))
+        return r_t
 
     def interpolation_alpha(self, n):
         """WGAN-GP's mixing factor: uniform in [0, 1], one per sample (Gulrajani et al., Algorithm 1)."""
@@ -258,7 +273,10 @@ class GANTrainer(keras.Model):
         if self.loss_entry.lipschitz == "clip":  # WGAN's constraint: every D parameter clipped after every update
             for w in self.discriminator.trainable_weights:
                 w.assign(ops.clip(w, -cfg.clip_value, cfg.clip_value))
+        ada = {} if self.augment_p is None else {"ada_rt": self.ada_update(real_out, threshold),
+                                                  "augment_p": ops.convert_to_tensor(self.augment_p)}
         return {
+            **ada,
             "d_loss": d_loss,
             "d_acc_real": ops.mean(ops.cast(real_out > threshold, "float32")),
             "d_acc_fake": ops.mean(ops.cast(fake_out <= threshold, "float32")),

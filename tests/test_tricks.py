@@ -4,6 +4,7 @@ import pytest
 
 from ganlib import Config, ConfigError
 from test_losses import SMALL, batch, make_trainer
+from tiny import tiny
 
 
 def test_weight_clipping_keeps_every_discriminator_weight_within_the_clip_value():
@@ -153,3 +154,39 @@ def test_d_steps_does_not_depend_on_the_dataset_size(tmp_path):
     assert summary["status"] == "completed" and summary["steps_per_epoch"] == 1
     with pytest.raises(ConfigError, match="batch_size=64.*at most 36"):
         tiny(subset=36, batch_size=64)
+
+
+# ---------------------------------------------------------------------------------------------- ADA
+def test_adaptive_augmentation_moves_its_probability_and_resumes_bit_identically(tmp_path):
+    """ADA (ada_target): p rises while E[sign(D(real))] is above the target, falls below it (by batch /
+    (ada_kimg x 1000) per D update, within [0, 1]); the checkpoint carries p, so a run interrupted after epoch 2
+    and resumed logs exactly what an uninterrupted run logs."""
+    import keras
+    import numpy as np
+
+    from ganlib.config import ConfigError
+    from ganlib.rundir import RunDirectory, load_arrays
+    from ganlib.run import train
+
+    config = tiny(augment="translation,cutout", ada_target=0.6, ada_kimg=0.5, epochs=3)
+    train(config, tmp_path / "straight", verbose=0)
+    straight = RunDirectory(tmp_path / "straight").read_batches()
+    p, rt = straight["augment_p"].to_numpy(), straight["ada_rt"].to_numpy()
+    step = config.batch_size / (config.ada_kimg * 1000)
+    expected = np.clip(np.concatenate([[0.0], p[:-1]]) + np.sign(rt - 0.6) * step, 0, 1)
+    np.testing.assert_allclose(p, expected, atol=1e-6)  # the heuristic, step by step
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", verbose=0, callbacks=[Interrupt()])
+    assert load_arrays(RunDirectory(tmp_path / "resumed").checkpoint_file)["epoch"] == 2
+    train(config, tmp_path / "resumed", verbose=0)
+    resumed = RunDirectory(tmp_path / "resumed").read_batches()
+    np.testing.assert_array_equal(resumed[["d_loss", "g_loss", "ada_rt", "augment_p"]],
+                                  straight[["d_loss", "g_loss", "ada_rt", "augment_p"]])
+    with pytest.raises(ConfigError, match="ada_target.*without an augment policy"):
+        tiny(ada_target=0.6, augment="")
