@@ -41,7 +41,8 @@ class RunLogger(keras.callbacks.Callback):
             values = [r[key] for r in self.rows if key in r]
             if values or key in BATCH_KEYS[:4]:  # ADA's columns only in runs that use it
                 row[key] = float(np.mean(values)) if values else float("nan")
-        row.update({k: v for k, v in (logs or {}).items() if k.startswith("eval_") or k == "sample_std"})
+        row.update({k: v for k, v in (logs or {}).items()
+                    if k.startswith(("eval_", "d_real_", "d_overfit")) or k == "sample_std"})
         row.update(seconds=seconds, images_per_second=len(self.rows) * self.batch_size / max(seconds, 1e-9),
                    steps=len(self.rows))
         self.run.append_rows(self.run.batches_file, self.rows)
@@ -107,6 +108,24 @@ def tensorboard_callbacks(run: RunDirectory) -> list:
     """TensorBoard logs (per-epoch losses, accuracies, eval_* metrics, both learning rates) plus the sample grids."""
     return [GANTensorBoard(log_dir=str(run.tensorboard_dir), write_graph=False, update_freq="epoch"),
             TensorBoardSamples(run)]
+
+
+class Overfitting(keras.callbacks.Callback):
+    """Each epoch: D's confidence that real images are real (E[sign(D(x))]) on training images and on held-out
+    images of the same dataset, and their gap (`d_real_train`, `d_real_heldout`, `d_overfit_gap` in epochs.csv). A
+    discriminator that memorized its training set is sure of those and not of new ones: the gap grows (small
+    datasets; the remedy is `augment` / `ada_target`)."""
+
+    def __init__(self, train, heldout, n: int = 256):
+        super().__init__()
+        self.train, self.heldout = train.take(n, seed=0), heldout.take(n, seed=0)  # the same images every epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        on_train = self.model.real_confidence(self.train.images, self.train.labels)
+        on_heldout = self.model.real_confidence(self.heldout.images, self.heldout.labels)
+        logs.update(d_real_train=on_train, d_real_heldout=on_heldout, d_overfit_gap=on_train - on_heldout)
 
 
 class Evaluation(keras.callbacks.Callback):

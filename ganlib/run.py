@@ -52,6 +52,19 @@ def thread_change_warning(previous: dict, threads: int, initial_epoch: int) -> O
             f"threads={before} (or the same --threads-per-run) to reproduce it exactly. ***")
 
 
+def _overfitting_callback(config: Config, data):
+    """D's confidence on training vs held-out real images each epoch (ganlib.callbacks.Overfitting), when the
+    dataset has a held-out split (an image folder has none)."""
+    from . import callbacks as cb
+    from .data import load_for_config
+
+    try:
+        heldout = load_for_config(config, "test")
+    except (OSError, ValueError):  # no test split (folder datasets), or it cannot be read: the run trains anyway
+        return None
+    return cb.Overfitting(data, heldout) if len(heldout) else None
+
+
 def benchmark_noise(config: Config, num_classes: int):
     """The fixed latent points and labels of every sample grid: a function of the seed alone."""
     n = config.grid_size ** 2
@@ -306,6 +319,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     callbacks = [
         cb.Evaluation(evaluate, config.metric_interval) if evaluate else None,
         divergence,
+        _overfitting_callback(config, data),
         cb.RunLogger(run, steps_per_epoch, config.effective_batch),
         cb.SampleGrids(run, noise, labels, config.sample_interval, config.epochs, config.grid_size),
         cb.Checkpoint(run, config.checkpoint_interval, config.epochs),

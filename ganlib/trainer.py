@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -122,6 +124,20 @@ class GANTrainer(keras.Model):
         if self.config.conditional:
             inputs.append(labels)
         return self.discriminator(inputs if len(inputs) > 1 else inputs[0], training=training)
+
+    def real_confidence(self, images, labels, batch: int = 128) -> float:
+        """E[sign(D(x) - threshold)] over real images (uint8), in inference mode: +1 when D calls every one of them
+        real. On training images against held-out ones it shows D memorizing its training set (Karras et al.
+        2020's overfitting heuristic r_v)."""
+        from .data import to_float
+
+        signs = []
+        for start in range(0, len(images), batch):
+            x = self._d_input(ops.convert_to_tensor(to_float(images[start:start + batch])))
+            out = self._d(x, ops.convert_to_tensor(labels[start:start + batch]), training=False)
+            signs.append(np.sign(np.asarray(ops.convert_to_numpy(ops.cast(out, "float32"))).ravel()
+                                 - self.loss_entry.accuracy_threshold))
+        return float(np.mean(np.concatenate(signs))) if signs else float("nan")
 
     def _d_input(self, real):
         """Real images as D takes them: MSG-GAN's D takes the average-pooled pyramid matching G's outputs."""

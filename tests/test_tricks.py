@@ -190,3 +190,17 @@ def test_adaptive_augmentation_moves_its_probability_and_resumes_bit_identically
                                   straight[["d_loss", "g_loss", "ada_rt", "augment_p"]])
     with pytest.raises(ConfigError, match="ada_target.*without an augment policy"):
         tiny(ada_target=0.6, augment="")
+
+
+def test_the_overfitting_signal_is_logged_each_epoch(tmp_path):
+    """D's confidence on training vs held-out real images (E[sign(D(x))]) and their gap, per epoch."""
+    import numpy as np
+
+    from ganlib.rundir import RunDirectory
+    from ganlib.run import train
+
+    train(tiny(epochs=2), tmp_path / "run", verbose=0)
+    epochs = RunDirectory(tmp_path / "run").read_epochs()
+    for column in ("d_real_train", "d_real_heldout", "d_overfit_gap"):
+        assert epochs[column].between(-2, 2).all(), column
+    np.testing.assert_allclose(epochs["d_overfit_gap"], epochs["d_real_train"] - epochs["d_real_heldout"])
