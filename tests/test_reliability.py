@@ -311,7 +311,7 @@ def test_every_bad_config_value_is_a_config_error_naming_the_field():
                 assert str(e).startswith(f"Invalid configuration: {e.field}=")
     with pytest.raises(ConfigError, match="'lrr' \\(did you mean 'lr'\\?\\)"):
         Config.from_dict({"lrr": 1e-4})
-    with pytest.raises(ConfigError, match="g_lr=-1"):
+    with pytest.raises(ConfigError, match="Invalid configuration: lr=-1"):  # the field typed, not g_lr
         Config.from_dict({"lr": -1})
 
 
