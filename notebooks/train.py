@@ -69,6 +69,8 @@ ema_rampup = 0.05
 mbstd_group = None  # minibatch standard-deviation feature in D (0: off)
 mode_seeking = None  # mode-seeking regularization weight (0: off)
 augment = None  # DiffAugment policy, e.g. translation,cutout (empty: off)
+ada_target = 0.0  # adaptive augmentation: target of E[sign(D(real))], 0.6 in ADA (0: off)
+ada_kimg = 100.0  # adaptive augmentation speed: thousands of images from 0 to 1
 # optimization
 optimizer = None
 g_optimizer = None
