@@ -47,7 +47,7 @@ def test_typo_in_parameter_fails_before_training(tmp_path):
 
 def test_invalid_value_fails_naming_the_field(tmp_path):
     proc = run_papermill(tmp_path, "-p", "lr", "-1")
-    assert proc.returncode != 0 and "g_lr=-1" in proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Invalid configuration: lr=-1" in proc.stderr + proc.stdout  # as typed
 
 
 def test_the_training_notebook_declares_every_config_field():
