@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import gammaln
 
-from ganlib.verdict import MIN_LEARNED_SHARE
+from ganlib.verdict import enough_learned
 
 
 def _log_comb(n, k):
@@ -95,7 +95,7 @@ def trial_values(runs: pd.DataFrame, metric: str, trials: Sequence[str], by: Opt
         if "verdict" in ok:
             ok = ok[ok["verdict"] != "did_not_learn"]
         values = pd.to_numeric(ok[metric], errors="coerce").dropna() if metric in ok else pd.Series(dtype=float)
-        usable = len(values) > 0 and len(values) >= MIN_LEARNED_SHARE * len(r)
+        usable = enough_learned(len(values), len(r))
         note = "" if usable else ("no seed learned" if len(values) == 0 else
                                   f"only {len(values)} of {len(r)} seeds learned: not ranked")
         row = {"variation": trial, "value": float(values.mean()) if usable else np.nan,

@@ -161,10 +161,10 @@ class StudyData:
         """Per variation: runs, completed runs, runs that did not learn, and the median of `metric` with its
         exact interval (`analysis.stats.median_ci`, `coverage` below 0.95 for 2-5 runs) over the runs that learned
         (runs that did not learn are never ranked as results). `ranked` is False where fewer than
-        ganlib.verdict.MIN_LEARNED_SHARE of the runs learned (the median would be a survivor's; `note` says so);
+        half of the runs learned (ganlib.verdict.enough_learned) (the median would be a survivor's; `note` says so);
         ranked variations first, best first."""
         from analysis.stats import median_ci
-        from ganlib.verdict import MIN_LEARNED_SHARE
+        from ganlib.verdict import enough_learned
 
         metric = metric or self.primary_metric
         rows = []
@@ -174,7 +174,7 @@ class StudyData:
             ok = done[done["verdict"] != "did_not_learn"] if "verdict" in done else done
             values = pd.to_numeric(ok[metric], errors="coerce") if metric in ok else pd.Series(dtype=float)
             ci = median_ci(values.to_numpy(float))
-            ranked = ci["n"] > 0 and ci["n"] >= MIN_LEARNED_SHARE * len(runs)
+            ranked = enough_learned(ci["n"], len(runs))
             note = "" if ranked else ("no run that learned has a value" if ci["n"] == 0 else
                                       f"only {ci['n']} of {len(runs)} runs learned: not ranked")
             rows.append({"variation": v, "runs": len(runs), "completed": len(done),

@@ -149,7 +149,7 @@ STUDY_ENTRIES = {"study.yaml", "study_summary.json", "runs", "logs", "tables", "
 def check_study_folder(study_dir: Path) -> None:
     """Refuse (StudyError, before anything is written) a study folder that is a symbolic link, or an existing
     folder that holds anything but a study's files: ganlib writes a study only into a folder of its own."""
-    from ganlib.rundir import TEMP_MARK
+    from ganlib.rundir import foreign_entries
 
     if study_dir.is_symlink():
         raise StudyError(f"{study_dir} is a symbolic link; ganlib does not write a study through a link. Give --out "
@@ -157,8 +157,7 @@ def check_study_folder(study_dir: Path) -> None:
     if study_dir.exists() and not study_dir.is_dir():
         raise StudyError(f"{study_dir} is a file; the study needs that name as a folder (choose another --out).")
     if study_dir.is_dir():
-        foreign = sorted(p.name for p in study_dir.iterdir()
-                         if p.name not in STUDY_ENTRIES and not (p.name.startswith(".") and TEMP_MARK in p.name))
+        foreign = foreign_entries(study_dir, STUDY_ENTRIES)
         if foreign:
             raise StudyError(f"{study_dir} is not a ganlib study folder (it holds {', '.join(foreign[:5])}"
                              f"{' and more' if len(foreign) > 5 else ''}); choose another --out. Nothing was changed.")

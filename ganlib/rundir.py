@@ -214,8 +214,11 @@ RUN_ENTRIES = {"config.json", "summary.json", "checkpoints", "metrics", "models"
                "train.ipynb", ".train.lock", ".claim.lock"}
 
 
-def _is_run_entry(name: str) -> bool:
-    return name in RUN_ENTRIES or (name.startswith(".") and TEMP_MARK in name)
+def foreign_entries(folder: Path, allowed) -> list:
+    """Sorted names in `folder` that are neither in `allowed` nor ganlib's temporary files: a folder holding any is
+    not one ganlib made (runs and studies are written only into folders of their own)."""
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.name not in allowed and not (p.name.startswith(".") and TEMP_MARK in p.name))
 
 
 class RunDirectory:
@@ -239,7 +242,7 @@ class RunDirectory:
             raise RunDirectoryError(f"{self.path} is a file, not a folder; give a new folder for the run.")
         if not self.path.is_dir():
             return
-        foreign = sorted(p.name for p in self.path.iterdir() if not _is_run_entry(p.name))
+        foreign = foreign_entries(self.path, RUN_ENTRIES)
         summary = self.path / "summary.json"
         if not foreign and summary.is_file() and not self.config_file.exists():
             try:

@@ -33,6 +33,11 @@ LOW_RECALL = 0.1
 # median would be a lone survivor's, and the setting did not work. One rule for every page that ranks.
 MIN_LEARNED_SHARE = 0.5
 
+
+def enough_learned(learned: int, runs: int) -> bool:
+    """Whether a configuration (or trial) with `learned` of its `runs` learned (and holding a value) is ranked."""
+    return learned > 0 and learned >= MIN_LEARNED_SHARE * runs
+
 LEARNED, DID_NOT_LEARN, UNVERIFIED = "learned", "did_not_learn", "unverified"
 
 
