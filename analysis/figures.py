@@ -14,7 +14,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from analysis.page_html import (CSS, STATUS_COLORS, callout, caution_callout, data_uri, direction_note, esc,  # noqa: E402,F401
-                                extractor_callout, figure, fmt, img, interval, notebook_href, page_header, png_bytes,
+                                extractor_callout, figure, fmt, img, interval, metric_summary, notebook_href,
+                                page_header, png_bytes,
                                 precision_callout, show, status_counts, status_html, table, traversal_html,
                                 verdict_callout)
 from analysis.plots import CURVES, _label, box_strip, budget_figure, curve_figure, effect_plot, set_style  # noqa: E402,F401

@@ -101,7 +101,7 @@ def read_run(info: dict):
     row["verdict_reasons"] = "; ".join(summary.get("verdict_reasons") or []) or None
     cautions = summary.get("verdict_cautions")
     if cautions is None and summary.get("verdict"):  # judged before ganlib gave cautions: from its metrics
-        cautions = caution(final)
+        cautions = caution(final, epochs=epochs)
     row["verdict_cautions"] = "; ".join(cautions or []) or None  # e.g. little variety
     row["precision_used"] = summary.get("precision")
     row["device"] = (summary.get("device") or {}).get("kind")  # GPU or CPU (None: trained before it was recorded)

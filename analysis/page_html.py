@@ -105,6 +105,25 @@ def table(df: pd.DataFrame, raw=(), table_id: Optional[str] = None, highlight=No
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+WIDE_TABLE_METRICS = 8  # a summary with more metric columns than this is turned, so that it fits the page
+
+
+def metric_summary(summary: pd.DataFrame, metrics, best: Optional[str], primary: str) -> str:
+    """The Metrics page's summary (one row per configuration: "variation", "completed", then the `metrics`
+    columns holding safe HTML) with its note; `best` is highlighted. With more than WIDE_TABLE_METRICS metrics
+    it is turned: one row per metric, one column per configuration, the best one's header marked "(best)"."""
+    note = direction_note(metrics)
+    if len(metrics) <= WIDE_TABLE_METRICS:
+        return (table(summary, raw=metrics, table_id="metric-summary", highlight=summary["variation"] == best)
+                + "<p style='font-size:.85em;color:#555'>Highlighted: the best configuration by median "
+                f"{esc(primary)}. {esc(note)}</p>")
+    turned = summary.set_index("variation").T.rename_axis("metric").reset_index()
+    turned.columns = ["metric", *(f"{c} (best)" if c == best else c for c in turned.columns[1:])]
+    return (table(turned, raw=turned.columns[1:], table_id="metric-summary")
+            + "<p style='font-size:.85em;color:#555'>One column per configuration; (best): the best configuration "
+            f"by median {esc(primary)}. {esc(note)}</p>")
+
+
 def callout(title: str, items=(), kind: str = "warning", text: str = "") -> str:
     """A coloured box (warning, danger, info, success) with an escaped title, text and bullet list."""
     body = f"<div>{esc(text)}</div>" if text else ""

@@ -38,36 +38,37 @@ class PlanError(ValueError):
     pass
 
 
-def seed_spread(runs: pd.DataFrame, metric: str, group: str = "variation") -> np.ndarray:
-    """Deviations of each completed run's `metric` from its group's mean, pooled and scaled so that their
-    sum of squares over N - G degrees of freedom is the pooled variance (each scaled by sqrt(n / (n - 1)) for
-    a group of n: deviations from a centre fitted to the same seeds understate the noise)."""
+def _deviations(runs: pd.DataFrame, metric: str, group: str) -> pd.DataFrame:
+    """Each completed run's `metric` minus its configuration's mean ("deviation"), with the configuration's size
+    ("size"), for configurations of 2 or more seeds (a lone run says nothing about the spread)."""
     if metric not in runs:
         raise PlanError(f"the runs table has no column {metric!r}")
     done = runs[runs["status"] == "completed"] if "status" in runs else runs
-    values = pd.to_numeric(done[metric], errors="coerce")
-    ok = done[np.isfinite(values)]
+    ok = done[np.isfinite(pd.to_numeric(done[metric], errors="coerce"))]
     values = pd.to_numeric(ok[metric])
-    deviations = values - values.groupby(ok[group]).transform("mean")
-    sizes = ok.groupby(group)[metric].transform("size")
-    deviations = deviations * np.sqrt(sizes / (sizes - 1).clip(lower=1))
-    out = deviations[sizes > 1].to_numpy(float)  # a group of one run says nothing about the spread
-    if len(out) < MIN_PILOT_RUNS:
-        raise PlanError(f"{len(out)} completed runs with a finite {metric} in configurations of 2 or more seeds; "
+    by = values.groupby(ok[group])
+    table = pd.DataFrame({"group": ok[group], "deviation": values - by.transform("mean"),
+                          "size": by.transform("size")})
+    table = table[table["size"] > 1]
+    if len(table) < MIN_PILOT_RUNS:
+        raise PlanError(f"{len(table)} completed runs with a finite {metric} in configurations of 2 or more seeds; "
                         f"a pilot needs at least {MIN_PILOT_RUNS} (e.g. 2 configurations x 2 seeds)")
-    return out
+    return table
+
+
+def seed_spread(runs: pd.DataFrame, metric: str, group: str = "variation") -> np.ndarray:
+    """Deviations of each completed run's `metric` from its group's mean, each scaled by sqrt(n / (n - 1)) for a
+    group of n (deviations from a centre fitted to the same seeds understate the noise): with equal groups their
+    mean square is the pooled variance. The planner resamples them as the seed noise."""
+    table = _deviations(runs, metric, group)
+    return (table["deviation"] * np.sqrt(table["size"] / (table["size"] - 1))).to_numpy(float)
 
 
 def pooled_sd(runs: pd.DataFrame, metric: str, group: str = "variation") -> tuple[float, int]:
     """(pooled within-configuration SD, its degrees of freedom N - G) of the pilot's completed runs."""
-    seed_spread(runs, metric, group)  # the same checks
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
-    ok = done[np.isfinite(pd.to_numeric(done[metric], errors="coerce"))]
-    values = pd.to_numeric(ok[metric])
-    squares = (values - values.groupby(ok[group]).transform("mean")) ** 2
-    sizes = ok.groupby(group).size()
-    df = int((sizes[sizes > 1] - 1).sum())
-    return float(np.sqrt(squares.sum() / df)), df
+    table = _deviations(runs, metric, group)
+    df = len(table) - table["group"].nunique()
+    return float(np.sqrt((table["deviation"] ** 2).sum() / df)), int(df)
 
 
 def sd_upper_bound(sd: float, df: int, assurance: float = ASSURANCE) -> float:

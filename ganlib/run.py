@@ -52,17 +52,24 @@ def thread_change_warning(previous: dict, threads: int, initial_epoch: int) -> O
             f"threads={before} (or the same --threads-per-run) to reproduce it exactly. ***")
 
 
-def _overfitting_callback(config: Config, data):
-    """D's confidence on training vs held-out real images each epoch (ganlib.callbacks.Overfitting), when the
-    dataset has a held-out split (an image folder has none)."""
-    from . import callbacks as cb
+def _heldout_images(config: Config):
+    """The config's test split, read once for the overfitting signal and the metrics; None when there is none
+    (image folders) or it cannot be read: the run trains anyway, and metrics, which need it, read it again and
+    say why."""
     from .data import load_for_config
 
     try:
-        heldout = load_for_config(config, "test")
-    except (OSError, ValueError):  # no test split (folder datasets), or it cannot be read: the run trains anyway
+        return load_for_config(config, "test")
+    except (OSError, ValueError):
         return None
-    return cb.Overfitting(data, heldout) if len(heldout) else None
+
+
+def _overfitting_callback(data, heldout):
+    """D's confidence on training vs held-out real images each epoch (ganlib.callbacks.Overfitting), when the
+    dataset has a held-out split."""
+    from . import callbacks as cb
+
+    return cb.Overfitting(data, heldout) if heldout is not None and len(heldout) else None
 
 
 def benchmark_noise(config: Config, num_classes: int):
@@ -283,13 +290,14 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     from .models import build_models
     from .trainer import GANTrainer, make_optimizer
 
+    heldout = _heldout_images(config)
     if evaluate is None and config.metric_samples > 0:
         from .metrics import default_evaluator
 
         # Before the models: a dataset too small to score is refused first, and loading (or training) the
         # feature network happens before the seed below, so it cannot change the run's random streams.
         timer.start("metrics_setup")
-        evaluate = default_evaluator(config, data.num_classes)
+        evaluate = default_evaluator(config, data.num_classes, test=heldout)
     timer.start("models")
     keras.utils.set_random_seed(config.seed)
     if config.init_from:
@@ -319,7 +327,7 @@ def _train(config: Config, run: RunDirectory, verbose, evaluate, extra_callbacks
     callbacks = [
         cb.Evaluation(evaluate, config.metric_interval) if evaluate else None,
         divergence,
-        _overfitting_callback(config, data),
+        _overfitting_callback(data, heldout),
         cb.RunLogger(run, steps_per_epoch, config.effective_batch),
         cb.SampleGrids(run, noise, labels, config.sample_interval, config.epochs, config.grid_size),
         cb.Checkpoint(run, config.checkpoint_interval, config.epochs),

@@ -15,6 +15,8 @@ A run that learned can still draw little variety: its samples of a class nearly 
 gives a *caution* (listed beside the verdict): recall < LOW_RECALL, i.e. fewer than one real test image in ten
 lies near any generated one (two sets of real images score ~0.87-0.89 against each other with ganlib's domain
 classifiers on Fashion-MNIST and MNIST; the dcgan recipe's runs in the default study 0.00-0.09).
+A second caution: the discriminator memorized its training images, i.e. at the last epoch it calls them real far
+more often than held-out images of the same dataset (d_overfit_gap >= MEMORIZED_GAP; small datasets).
 Rankings use the verdict too: a configuration is ranked when at least MIN_LEARNED_SHARE of its runs learned.
 Pure Python + pandas: no TensorFlow, so analysis code can re-judge runs.
 """
@@ -29,6 +31,11 @@ MIN_SAMPLE_STD = 0.05
 D_WIN_ACCURACY = 0.95
 D_WIN_SHARE = 0.5
 LOW_RECALL = 0.1
+# D's E[sign(D(x))] on 256 training images minus 256 held-out ones at the last epoch (epochs.csv d_overfit_gap).
+# Full Fashion-MNIST (no image seen twice) stays within +-0.15 (30 epochs of 10 runs); sampling noise alone has
+# SD <= 0.16 even with emoji_flags' 50 held-out images, so 0.5 is > 3 SD from no memorization. 500 images pass
+# it after ~2,000 steps and reach 0.98 by 4,500 (benchmarks/README.md, "Small data").
+MEMORIZED_GAP = 0.5
 # A configuration (or a sampled trial) is ranked only when at least this share of its runs learned: otherwise its
 # median would be a lone survivor's, and the setting did not work. One rule for every page that ranks.
 MIN_LEARNED_SHARE = 0.5
@@ -45,22 +52,42 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def caution(metrics: Optional[dict], per_class: Optional[dict] = None, class_names=None) -> list:
+def caution(metrics: Optional[dict], per_class: Optional[dict] = None, class_names=None, epochs=None) -> list:
     """Sentences that qualify a run's final metrics without failing it (see the module's docstring).
-    `per_class` (the run's `final_class_metrics`) names the classes with the least variety."""
-    metrics = metrics or {}
+    `per_class` (the run's `final_class_metrics`) names the classes with the least variety; `epochs` (its
+    metrics/epochs.csv) shows whether the discriminator memorized its training images."""
+    return [c for c in (_little_variety(metrics or {}, per_class, class_names), _memorized(epochs)) if c]
+
+
+def _memorized(epochs) -> Optional[str]:
+    """The caution when, at the last epoch, D calls its training images real far more often than held-out ones."""
+    if epochs is None or "d_overfit_gap" not in epochs:
+        return None
+    logged = epochs.dropna(subset=["d_overfit_gap"])
+    if not len(logged):
+        return None
+    last = logged.iloc[-1]
+    gap = float(last["d_overfit_gap"])
+    if not gap >= MEMORIZED_GAP:
+        return None
+    return (f"the discriminator memorized the training images: E[sign D] {float(last['d_real_train']):.2f} on "
+            f"training images, {float(last['d_real_heldout']):.2f} on held-out ones (gap {gap:.2f} >= "
+            f"{MEMORIZED_GAP:g}): watch FID over the epochs, and compare `augment` where it stalls")
+
+
+def _little_variety(metrics: dict, per_class, class_names) -> Optional[str]:
     recall, coverage = metrics.get("recall"), metrics.get("coverage")
     if not (_finite(recall) and recall < LOW_RECALL):
-        return []
+        return None
     worst = ""
     if per_class and per_class.get("recall"):
         from .metrics.classwise import worst_classes
 
         worst = "; least within " + ", ".join(f"{name} (recall {value:.2f})" for name, value in
                                              worst_classes(per_class, "recall", 3, class_names))
-    return [f"little variety: recall {recall:.3f} < {LOW_RECALL:g} (real images ~0.9)"
+    return (f"little variety: recall {recall:.3f} < {LOW_RECALL:g} (real images ~0.9)"
             + (f", coverage {coverage:.2f}" if _finite(coverage) else "") + ": samples of a class look alike"
-            + worst]
+            + worst)
 
 
 def judge(metrics: Optional[dict], untrained: Optional[dict], epochs=None, num_classes: Optional[int] = None,
@@ -106,7 +133,7 @@ def judge(metrics: Optional[dict], untrained: Optional[dict], epochs=None, num_c
                 reasons.append(f"the discriminator won for {wins.sum()} of {len(wins)} epochs (it told >= "
                                f"{D_WIN_ACCURACY:.0%} of real and fake images apart)")
 
-    cautions = caution(metrics, per_class, class_names)
+    cautions = caution(metrics, per_class, class_names, epochs)
     if reasons:
         verdict = DID_NOT_LEARN
     elif not _finite(fid):

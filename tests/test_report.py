@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -440,3 +441,26 @@ def test_the_gallery_says_which_class_each_grid_column_shows(preview):
     out = html_outputs(executed(preview, "gallery"))
     # mnist_subset has 10 classes, the tiny grid 4 columns: the cells cycle through the digits row by row
     assert "Cells cycle through the classes row by row (0, 1, 2, 3, 4, 5, …)" in out
+
+
+def test_a_summary_of_many_metrics_turns_to_fit_the_page():
+    """15 metric columns scrolled off a 1280-pixel page; past WIDE_TABLE_METRICS the summary has one row per
+    metric and one column per configuration, the best one's header marked."""
+    from analysis.page_html import WIDE_TABLE_METRICS, metric_summary
+
+    def summary(n_metrics):
+        names = ["fid", "kid", "recall", "coverage", "precision", "density", "label_accuracy", "intra_fid",
+                 "intra_recall", "intra_coverage"][:n_metrics]
+        rows = [{"variation": v, "completed": "5 / 5", **{m: f"{i}.0<br><small>[0, 1]</small>" for m in names}}
+                for i, v in enumerate(["baseline", "lr=1e-3<b>"])]
+        return pd.DataFrame(rows), names
+
+    few, names = summary(WIDE_TABLE_METRICS)
+    head, rows = table_by_id(metric_summary(few, names, "baseline", "final_fid"), "metric-summary")
+    assert head[:3] == ["variation", "completed", "fid"] and len(rows) == 2
+    many, names = summary(WIDE_TABLE_METRICS + 1)
+    out = metric_summary(many, names, "lr=1e-3<b>", "final_fid")
+    head, rows = table_by_id(out, "metric-summary")
+    assert head == ["metric", "baseline", "lr=1e-3<b> (best)"]  # names escaped in the page, read back unescaped
+    assert [r[0] for r in rows] == ["completed", *names] and rows[1][2] == "1.0<br><small>[0, 1]</small>"
+    assert "<b>" not in out.split("<tbody>")[0]

@@ -71,3 +71,31 @@ def test_the_notebook_line_shows_a_caution_after_the_verdict():
                          "verdict_cautions": ["little variety: recall 0.010 < 0.1"]})
     assert line == "status: completed; verdict: learned\ncaution: little variety: recall 0.010 < 0.1"
     assert "caution" not in outcome_line({"status": "completed", "verdict": "learned", "verdict_reasons": []})
+
+
+def _with_gap(log, train, heldout):
+    log = log.copy()
+    log["d_real_train"], log["d_real_heldout"] = train, heldout
+    log["d_overfit_gap"] = log["d_real_train"] - log["d_real_heldout"]
+    return log
+
+
+def test_a_memorizing_discriminator_is_a_caution_judged_at_the_last_epoch():
+    from ganlib.verdict import MEMORIZED_GAP
+
+    metrics = {"fid": 12.0, "label_accuracy": 0.85, "recall": 0.5}
+    over = MEMORIZED_GAP + 0.05
+    memorized = _with_gap(HEALTHY_LOG, [0.1, 0.3, 0.6, 0.2 + over], [0.1, 0.1, 0.1, 0.2])
+    v = judge(metrics, UNTRAINED, memorized, 10, True)
+    assert v["verdict"] == LEARNED and v["reasons"] == []
+    assert v["cautions"] == [f"the discriminator memorized the training images: E[sign D] {0.2 + over:.2f} on "
+                             f"training images, 0.20 on held-out ones (gap {over:.2f} >= {MEMORIZED_GAP:g}): watch "
+                             "FID over the epochs, and compare `augment` where it stalls"]
+    # a gap that was large earlier but is not at the end, one just under the threshold, or no signal: no caution
+    recovered = _with_gap(HEALTHY_LOG, [0.1, 0.9, 0.9, 0.3], [0.1, 0.1, 0.1, 0.2])
+    under = _with_gap(HEALTHY_LOG, [0.3] * 4, [0.3 - MEMORIZED_GAP + 0.01] * 4)
+    for log in (recovered, under, HEALTHY_LOG):
+        assert judge(metrics, UNTRAINED, log, 10, True)["cautions"] == []
+    # both cautions together, variety first
+    both = judge({**metrics, "recall": 0.01}, UNTRAINED, memorized, 10, True)["cautions"]
+    assert [c.split(":")[0] for c in both] == ["little variety", "the discriminator memorized the training images"]

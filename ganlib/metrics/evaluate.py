@@ -166,16 +166,16 @@ MIN_REFERENCE = 200  # test images below which the metrics compare with all the 
 MIN_SAMPLES = 10  # the fewest images FID/KID/PRDC can be computed from at all (PRDC's k = 5 neighbours)
 
 
-def _real_test_images(config):
-    """The real images the metrics compare with: the config's test split; for a dataset whose test split is
-    missing or has fewer than MIN_REFERENCE images (small image folders), all its images (with a warning: a
-    reference that includes the training images favours generators that memorize)."""
+def _real_test_images(config, test=None):
+    """The real images the metrics compare with: the config's test split (`test` when the caller has loaded it);
+    for a dataset whose test split is missing or has fewer than MIN_REFERENCE images (small image folders), all
+    its images (with a warning: a reference that includes the training images favours generators that memorize)."""
     import dataclasses
 
     from ..data import DatasetNotFoundError, load_for_config
 
     try:
-        test = load_for_config(config, "test")
+        test = load_for_config(config, "test") if test is None else test
     except DatasetNotFoundError:
         test = None
     if test is not None and len(test) >= MIN_REFERENCE:
@@ -189,12 +189,13 @@ def _real_test_images(config):
                                labels=np.concatenate([train.labels, test.labels]))
 
 
-def default_evaluator(config, num_classes: int, n: Optional[int] = None) -> Evaluator:
+def default_evaluator(config, num_classes: int, n: Optional[int] = None, test=None) -> Evaluator:
     """The evaluator `ganlib.run.train` uses: `config.metric_samples` (or n) real images vs as many generated,
-    fewer when the dataset has fewer. Built before training, so a dataset too small to score says so first."""
+    fewer when the dataset has fewer. Built before training, so a dataset too small to score says so first.
+    `test`: the config's test split when the caller has it loaded already."""
     from ..config import ConfigError
 
-    real = _real_test_images(config)
+    real = _real_test_images(config, test)
     if len(real) < MIN_SAMPLES:
         raise ConfigError("metric_samples", config.metric_samples,
                           f"0 (no quality metrics) for {config.dataset} with {len(real)} images: FID, KID and "
