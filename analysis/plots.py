@@ -18,8 +18,10 @@ def _label(name: str, width: int = 28) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles=None, ncols: int = 2):
-    """One panel per column: the mean over seeds per variation, shaded between the min and max seed."""
+def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles=None, ncols: int = 2,
+                 lines=None):
+    """One panel per column: the mean over seeds per variation, shaded between the min and max seed.
+    `lines`: {column: (y, label)} draws a dashed reference line (a threshold) in that column's panel."""
     import matplotlib.pyplot as plt
 
     columns = [c for c in columns if c in data and data[c].notna().any()]
@@ -39,6 +41,10 @@ def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles
                     marker="o" if len(g) < 12 else None, ms=3)
             if g["count"].max() > 1:
                 ax.fill_between(g.index, g["min"], g["max"], color=study.colors[v], alpha=0.15, lw=0)
+        if col in (lines or {}):
+            y, words = lines[col]
+            ax.axhline(y, color="0.35", ls="--", lw=1)
+            ax.annotate(words, (0.01, y), xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="0.3")
         ax.set(title=(titles or {}).get(col, col), xlabel=x, ylabel=col)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(columns):]:

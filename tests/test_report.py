@@ -464,3 +464,22 @@ def test_a_summary_of_many_metrics_turns_to_fit_the_page():
     assert head == ["metric", "baseline", "lr=1e-3<b> (best)"]  # names escaped in the page, read back unescaped
     assert [r[0] for r in rows] == ["completed", *names] and rows[1][2] == "1.0<br><small>[0, 1]</small>"
     assert "<b>" not in out.split("<tbody>")[0]
+
+
+def test_the_overfitting_panel_draws_the_cautions_threshold(study):
+    """The dashed line on the gap panel is the verdict's MEMORIZED_GAP, so the figure and the caution agree."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.plots import curve_figure
+    from analysis.study_data import open_study
+    from ganlib.verdict import MEMORIZED_GAP
+
+    S = open_study(study)
+    fig = curve_figure(S.epochs, ["d_real_train", "d_overfit_gap"], "epoch", S,
+                       lines={"d_overfit_gap": (MEMORIZED_GAP, "caution")})
+    train_panel, gap_panel = fig.axes[:2]
+    dashed = [line for line in gap_panel.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {MEMORIZED_GAP}
+    assert not [line for line in train_panel.get_lines() if line.get_linestyle() == "--"]
+    assert "caution" in [t.get_text() for t in gap_panel.texts]
