@@ -1,15 +1,11 @@
 """Matplotlib figures of a study: learning curves, box plots of metrics, forest plots of effect sizes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from ganlib.registry import lower_is_better
 
-if TYPE_CHECKING:
-    from analysis.study_data import StudyData
 
 CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 
@@ -18,7 +14,7 @@ def _label(name: str, width: int = 28) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def curve_figure(data: pd.DataFrame, columns, x: str, study: "StudyData", titles=None, ncols: int = 2,
+def curve_figure(data: pd.DataFrame, columns, x: str, study, titles=None, ncols: int = 2,
                  lines=None):
     """One panel per column: the mean over seeds per variation, shaded between the min and max seed.
     `lines`: {column: (y, label)} draws a dashed reference line (a threshold) in that column's panel."""
@@ -72,7 +68,7 @@ def _anchor_axis(ax, metric: str, values: np.ndarray) -> None:
         ax.text(0.5, 0.9, f"every run: {values[0]:.4g}", transform=ax.transAxes, ha="center", color="#555")
 
 
-def box_strip(runs: pd.DataFrame, metrics, study: "StudyData", ncols: int = 3):
+def box_strip(runs: pd.DataFrame, metrics, study, ncols: int = 3):
     """Box plot per variation over its completed runs, every seed as a dot on top."""
     import matplotlib.pyplot as plt
 
@@ -103,7 +99,7 @@ def box_strip(runs: pd.DataFrame, metrics, study: "StudyData", ncols: int = 3):
     return fig
 
 
-def effect_plot(cmp: pd.DataFrame, study: "StudyData", name: str = "variation"):
+def effect_plot(cmp: pd.DataFrame, study, name: str = "variation"):
     """Forest plot of Cliff's delta with its 95 % interval per comparison (a `compare_to_baseline` table)."""
     import matplotlib.pyplot as plt
 

@@ -131,11 +131,6 @@ class Run:
     def run_id(self) -> str:
         return f"{self.variation}/seed{self.seed}"
 
-    def run_dir(self, study_dir) -> Path:
-        from analysis.studydir import StudyDirectory
-
-        return StudyDirectory(study_dir).run_dir(self.variation, self.seed)
-
 
 @dataclass
 class Study:

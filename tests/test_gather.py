@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.studydir import StudyDirectory
+
 from analysis import gather as G
 from analysis.study import study_from_dict
 from ganlib.rundir import RunDirectory
@@ -33,11 +35,12 @@ def study_dir(tmp_path):
     d.mkdir()
     (d / "study.yaml").write_text(study.to_yaml())
     runs = {r.run_id: r for r in study.runs()}
-    make_run(runs["baseline/seed0"].run_dir(d), runs["baseline/seed0"].config,
+    folder = lambda run_id: StudyDirectory(d).run_dir(runs[run_id].variation, runs[run_id].seed)  # noqa: E731
+    make_run(folder("baseline/seed0"), runs["baseline/seed0"].config,
              final={"fid": 10.0, "kid": 0.1, "extractor": "domain_classifier", "n_samples": 100},
              eval_fid=[12.0, 9.0, None])
-    make_run(runs["baseline/seed1"].run_dir(d), runs["baseline/seed1"].config, final={"fid": 11.0})
-    corrupt = runs["v/seed0"].run_dir(d)
+    make_run(folder("baseline/seed1"), runs["baseline/seed1"].config, final={"fid": 11.0})
+    corrupt = folder("v/seed0")
     make_run(corrupt, runs["v/seed0"].config)
     (corrupt / "summary.json").write_text("{not json")  # e.g. a disk filled up
     return d  # v/seed1 was never started
@@ -100,8 +103,9 @@ def test_classes_table_holds_each_runs_class_aware_metrics(tmp_path):
     d.mkdir()
     (d / "study.yaml").write_text(study.to_yaml())
     run = study.runs()[0]
-    make_run(run.run_dir(d), run.config, final={"fid": 5.0, "intra_fid": 7.0})
-    RunDirectory(run.run_dir(d)).update_summary(
+    folder = StudyDirectory(d).run_dir(run.variation, run.seed)
+    make_run(folder, run.config, final={"fid": 5.0, "intra_fid": 7.0})
+    RunDirectory(folder).update_summary(
         dataset={"classes": ["shirt", "shoe"]},
         final_class_metrics={"class": [0, 1], "fid": [6.0, 8.0], "recall": [0.5, 0.1], "coverage": [0.7, 0.2],
                              "n_real": [50, 50], "n_fake": [50, 50]})

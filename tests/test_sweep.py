@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from analysis.studydir import StudyDirectory
 import yaml
 from filelock import FileLock
 
@@ -51,7 +53,8 @@ def test_errors_before_training(tmp_path, capsys):
 def test_plan_refuses_a_run_directory_of_another_configuration(tmp_path):
     study = load_study(write_study(tmp_path))
     run = study.runs()[0]
-    RunDirectory(run.run_dir(tmp_path / "tiny")).write_config(run.config.replace(filters=4))
+    folder = StudyDirectory(tmp_path / "tiny").run_dir(run.variation, run.seed)
+    RunDirectory(folder).write_config(run.config.replace(filters=4))
     with pytest.raises(StudyError, match="already hold a different configuration"):
         sweep.plan(study, tmp_path / "tiny")
 
