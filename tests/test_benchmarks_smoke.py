@@ -157,3 +157,28 @@ def test_the_honesty_checks_run(script, args, expect):
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout
+
+
+def test_the_small_data_table_reads_a_gathered_study(tmp_path):
+    """bench_small_data's table: per-seed FID, medians, the last and largest train/held-out gap, the report's exact
+    test against the baseline, and the learning curves when FID was logged per epoch (synthetic tables)."""
+    import numpy as np
+    import pandas as pd
+
+    import bench_small_data
+    from analysis.studydir import StudyDirectory
+
+    directory = StudyDirectory(tmp_path / "small_s500")
+    runs = pd.DataFrame({"variation": ["baseline"] * 3 + ["diffaugment"] * 3, "seed": [0, 1, 2] * 2,
+                         "status": "completed", "final_fid": [3.0, 3.2, 2.9, 7.0, 7.5, 6.8],
+                         "final_coverage": [0.6, 0.62, 0.64, 0.4, 0.38, 0.36], "train_seconds": 100.0})
+    epochs = pd.DataFrame([{"variation": v, "seed": s, "epoch": e, "eval_fid": 10.0 / e + (v != "baseline"),
+                            "d_overfit_gap": 0.3 * e if v == "baseline" else 0.05}
+                           for v in ("baseline", "diffaugment") for s in range(3) for e in (1, 2)])
+    directory.write_table("runs", runs)
+    directory.write_table("epochs", epochs)
+    text = bench_small_data.summarize(directory.path)
+    assert "| baseline | 3.00 / 3.20 / 2.90 | 3.00 | - | 0.620 | - | 100 | 0.60 (0.60) |" in text
+    assert "diffaugment vs baseline, fid: median x2.33, exact Mann-Whitney p = 0.1000 (3 vs 3 seeds)" in text
+    assert "| 2 | 5.00 / 0.60 | 6.00 / 0.05 |" in text
+    assert np.isclose(bench_small_data.stats.min_achievable_p(3, 3), 0.1)
