@@ -10,6 +10,7 @@ study files are written to DIR/<study>.yaml. Printed per regime: FID per seed, m
 coverage and recall, training seconds, D's train/held-out gap (`d_overfit_gap`) at the last epoch and its
 maximum, and the exact two-sided Mann-Whitney test of FID, intra-class FID and coverage against the baseline (the
 report's test). With --regimes long500: FID and the gap per logged epoch of every run (learning curves).
+With --copying: whether each final generator copies its training images (`copying`, below).
 """
 import argparse
 import subprocess
@@ -58,7 +59,8 @@ def _fmt(x, digits=2) -> str:
 def summarize(study_dir: Path) -> str:
     directory = StudyDirectory(study_dir)
     runs, epochs = directory.read_table("runs"), directory.read_table("epochs")
-    runs = runs[runs["status"] == "completed"].sort_values(["variation", "seed"])
+    runs = runs[runs["status"] == "completed"]
+    runs = runs.assign(first=runs["variation"] != "baseline").sort_values(["first", "variation", "seed"])
     last = epochs.sort_values("epoch").groupby(["variation", "seed"]).tail(1).set_index(["variation", "seed"])
     peak = epochs.groupby(["variation", "seed"])["d_overfit_gap"].max()
     lines = [f"### {study_dir.name}", "",
@@ -74,6 +76,9 @@ def summarize(study_dir: Path) -> str:
                      f"{_fmt(float(gaps.median()))} ({_fmt(float(peak.loc[keys].max()))}) |")
     base = runs[runs["variation"] == "baseline"]
     for name, group in runs[runs["variation"] != "baseline"].groupby("variation", sort=False):
+        if min(len(group), len(base)) < 2:
+            lines.append(f"- {name} vs baseline: no test with {min(len(group), len(base))} seed")
+            continue
         for metric in ("final_fid", "final_intra_fid", "final_coverage"):
             if metric in group and group[metric].notna().any():
                 test = stats.mann_whitney(group[metric], base[metric])
@@ -93,6 +98,38 @@ def summarize(study_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def copying(run_dir, n: int = 500) -> dict:
+    """Does a run's final generator copy its training images? The feature-space distance of n samples to their
+    nearest training image, against that of n held-out test images (a copying generator sits much closer to
+    the training set than new real images do): medians, and the share of samples closer than the nearest 10 %
+    of test images (0.10 when samples are as close as new images)."""
+    from ganlib.api import GAN
+    from ganlib.data import load_for_config, to_float
+    from ganlib.metrics.distances import nearest_neighbours
+    from ganlib.metrics.evaluate import get_extractor
+
+    gan = GAN.load(run_dir)
+    train, test = load_for_config(gan.config, "train"), load_for_config(gan.config, "test").take(n, seed=1)
+    extractor = get_extractor(gan.config.dataset, train.image_shape, gan.config.data_dir)
+    features = lambda images: extractor(to_float(images) if images.dtype == np.uint8 else images)  # noqa: E731
+    on_train = features(train.images)
+    _, fake = nearest_neighbours(features(gan.sample(n, seed=3)), on_train)
+    _, real = nearest_neighbours(features(test.images), on_train)
+    return {"samples": float(np.median(fake)), "test images": float(np.median(real)),
+            "share closer": float(np.mean(fake < np.quantile(real, 0.1)))}
+
+
+def copying_table(study_dir: Path) -> str:
+    runs = StudyDirectory(study_dir).read_table("runs")
+    lines = ["| run | median distance to nearest training image: samples | test images | samples closer than "
+             "the nearest 10 % of test images |", "| --- | --- | --- | --- |"]
+    for r in runs[runs["status"] == "completed"].itertuples():
+        c = copying(StudyDirectory(study_dir).run_dir(r.variation, r.seed))
+        lines.append(f"| {r.variation}/seed{r.seed} | {c['samples']:.2f} | {c['test images']:.2f} | "
+                     f"{c['share closer']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regimes", default="s500,s2000,full,flags32,flags64",
@@ -101,6 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("studies/bench_small_data"))
     parser.add_argument("--prefix", default="small_", help="study names are <prefix><regime>")
     parser.add_argument("--summarize", action="store_true", help="only print the tables of finished studies")
+    parser.add_argument("--copying", action="store_true", help="also test each final generator for copying")
     args = parser.parse_args(argv)
     regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     unknown = [r for r in regimes if r not in REGIMES]
@@ -113,6 +151,8 @@ def main(argv=None) -> int:
             subprocess.run([sys.executable, "-m", "analysis.sweep", str(path), "--out", str(args.out)], check=True,
                            cwd=Path(__file__).resolve().parent.parent)
         print(summarize(args.out / f"{args.prefix}{regime}"), "\n", flush=True)
+        if args.copying:
+            print(copying_table(args.out / f"{args.prefix}{regime}"), "\n", flush=True)
     return 0
 
 

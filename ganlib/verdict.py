@@ -34,7 +34,7 @@ LOW_RECALL = 0.1
 # D's E[sign(D(x))] on 256 training images minus 256 held-out ones at the last epoch (epochs.csv d_overfit_gap).
 # Full Fashion-MNIST (no image seen twice) stays within +-0.15 (30 epochs of 10 runs); sampling noise alone has
 # SD <= 0.16 even with emoji_flags' 50 held-out images, so 0.5 is > 3 SD from no memorization. 500 images pass
-# it after ~2,000 steps and reach 0.98 by 4,500 (benchmarks/README.md, "Small data").
+# it after ~2,250 steps and reach 0.98 by 4,500 (benchmarks/README.md, "Small data").
 MEMORIZED_GAP = 0.5
 # A configuration (or a sampled trial) is ranked only when at least this share of its runs learned: otherwise its
 # median would be a lone survivor's, and the setting did not work. One rule for every page that ranks.
