@@ -257,17 +257,25 @@ def caution_callout(study: "StudyData") -> str:
     flagged = study.learned.dropna(subset=["verdict_cautions"])
     if flagged.empty:
         return ""
+    said = " ".join(flagged["verdict_cautions"])
+    explain = [words for start, words in CAUTION_WORDS.items() if start in said]
     return callout(f"{len(flagged)} of {len(study.learned)} runs that learned have a caution",
                    _run_items(flagged, "verdict_cautions"), "warning",
                    "They passed every check of ganlib.verdict, so they are ranked and tested, but read their "
-                   "metrics with this in mind. Little variety: recall (the share of real test images that lie "
-                   "near some generated image) is below 0.1, where two sets of real images score ~0.9, so the "
-                   "samples of a class look alike; label accuracy and FID can still look good. More training "
-                   "steps or a less collapse-prone recipe usually help; compare the rows of the Gallery's grids. "
-                   "Memorized: the discriminator calls its training images real far more often than held-out "
-                   "ones (Training dynamics page): its judgement no longer carries over to new images. Quality need "
-                   "not suffer yet (on 500 Fashion-MNIST images FID kept improving after it): watch FID over "
-                   "the epochs.")
+                   "metrics with this in mind. " + " ".join(explain))
+
+
+# What each kind of caution means, shown on the Overview when one of its runs has it (keyed by how it begins).
+CAUTION_WORDS = {
+    "little variety": "Little variety: recall (the share of real test images that lie near some generated image) "
+                      "is below 0.1, where two sets of real images score ~0.9, so the samples of a class look "
+                      "alike; label accuracy and FID can still look good. More training steps or a less "
+                      "collapse-prone recipe usually help; compare the rows of the Gallery's grids.",
+    "the discriminator memorized": "Memorized: the discriminator calls its training images real far more often "
+                                   "than held-out ones (Training dynamics page): its judgement no longer carries "
+                                   "over to new images. Quality need not suffer yet (on 500 Fashion-MNIST images "
+                                   "FID kept improving after it): watch FID over the epochs.",
+}
 
 
 def _mixed_callout(runs, groups, title: str, text: str) -> str:

@@ -483,3 +483,23 @@ def test_the_overfitting_panel_draws_the_cautions_threshold(study):
     assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {MEMORIZED_GAP}
     assert not [line for line in train_panel.get_lines() if line.get_linestyle() == "--"]
     assert "caution" in [t.get_text() for t in gap_panel.texts]
+
+
+def test_the_caution_box_explains_only_the_cautions_its_runs_have():
+    from types import SimpleNamespace
+
+    from analysis.page_html import caution_callout
+
+    def box(cautions):
+        runs = pd.DataFrame({"run_id": [f"baseline/seed{i}" for i in range(len(cautions))], "verdict": "learned",
+                             "verdict_cautions": cautions})
+        return caution_callout(SimpleNamespace(runs=runs, learned=runs))
+
+    memorized = "the discriminator memorized the training images: E[sign D] 0.60 ... (gap 0.64 >= 0.5)"
+    variety = "little variety: recall 0.010 < 0.1 (real images ~0.9)"
+    only_memorized = box([memorized, None])
+    assert "1 of 2 runs that learned have a caution" in only_memorized
+    assert "Memorized:" in only_memorized and "Little variety:" not in only_memorized
+    both = box([memorized, variety])
+    assert "Memorized:" in both and "Little variety:" in both
+    assert box([None, None]) == ""
