@@ -3,10 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.studydir import StudyDirectory
-
 from analysis import gather as G
 from analysis.study import study_from_dict
+from analysis.studydir import StudyDirectory
 from ganlib.rundir import RunDirectory
 
 from tiny import TINY  # noqa: E402

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from analysis.study import Study, StudyError, format_value, load_study, study_from_dict
+from analysis.studydir import StudyDirectory
 
 STUDIES = Path(__file__).resolve().parents[1] / "analysis" / "studies"
 from tiny import TINY as BASE  # noqa: E402
@@ -32,7 +33,8 @@ def test_variations_grid_and_runs(tmp_path):
     assert s.variation("small_lr").config.d_lr == 1e-4  # a shared field moves the per-network ones with it
     runs = s.runs()
     assert [r.run_id for r in runs[:2]] == ["baseline/seed3", "baseline/seed7"] and len(runs) == 6
-    assert runs[1].config.seed == 7 and runs[1].run_dir(tmp_path) == tmp_path / "runs" / "baseline" / "seed7"
+    assert runs[1].config.seed == 7 and runs[1].run_id == "baseline/seed7"
+    assert StudyDirectory(tmp_path).run_dir(runs[1].variation, runs[1].seed) == tmp_path / "runs" / "baseline" / "seed7"
     assert [r.variation for r in s.runs(only=["small_lr"])] == ["small_lr", "small_lr"]
     assert s.factors == ["lr", "d_lr", "g_lr"] and s.primary_metric == "final_fid"
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from analysis.studydir import StudyDirectory
 import yaml
 from filelock import FileLock
 
 from analysis import sweep
 from analysis.study import StudyError, load_study
+from analysis.studydir import StudyDirectory
 from ganlib.rundir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
