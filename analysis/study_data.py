@@ -161,7 +161,7 @@ class StudyData:
         """Per variation: runs, completed runs, runs that did not learn, and the median of `metric` with its
         exact interval (`analysis.stats.median_ci`, `coverage` below 0.95 for 2-5 runs) over the runs that learned
         (runs that did not learn are never ranked as results). `ranked` is False where fewer than
-        half of the runs learned (ganlib.verdict.enough_learned) (the median would be a survivor's; `note` says so);
+        half of the runs learned (ganlib.verdict.enough_learned: the median would be a survivor's; `note` says so);
         ranked variations first, best first."""
         from analysis.stats import median_ci
         from ganlib.verdict import enough_learned

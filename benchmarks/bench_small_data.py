@@ -104,17 +104,15 @@ def copying(run_dir, n: int = 500) -> dict:
     the training set than new real images do): medians, and the share of samples closer than the nearest 10 %
     of test images (0.10 when samples are as close as new images)."""
     from ganlib.api import GAN
-    from ganlib.data import load_for_config, to_float
-    from ganlib.metrics.distances import nearest_neighbours
+    from ganlib.data import load_for_config
     from ganlib.metrics.evaluate import get_extractor
+    from ganlib.metrics.memorization import nearest_training_neighbours
 
     gan = GAN.load(run_dir)
     train, test = load_for_config(gan.config, "train"), load_for_config(gan.config, "test").take(n, seed=1)
     extractor = get_extractor(gan.config.dataset, train.image_shape, gan.config.data_dir)
-    features = lambda images: extractor(to_float(images) if images.dtype == np.uint8 else images)  # noqa: E731
-    on_train = features(train.images)
-    _, fake = nearest_neighbours(features(gan.sample(n, seed=3)), on_train)
-    _, real = nearest_neighbours(features(test.images), on_train)
+    _, fake = nearest_training_neighbours(gan.sample(n, seed=3), train.images, "feature", extractor)
+    _, real = nearest_training_neighbours(test.images, train.images, "feature", extractor)
     return {"samples": float(np.median(fake)), "test images": float(np.median(real)),
             "share closer": float(np.mean(fake < np.quantile(real, 0.1)))}
 

@@ -16,7 +16,9 @@ from . import checkpoint, plotting
 from .rundir import RunDirectory
 from .sampling import generate
 
-BATCH_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "ada_rt", "augment_p")
+LOSS_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")  # every run logs these
+ADA_KEYS = ("ada_rt", "augment_p")  # only runs with adaptive augmentation (ada_target)
+BATCH_KEYS = LOSS_KEYS + ADA_KEYS
 
 
 class RunLogger(keras.callbacks.Callback):
@@ -39,7 +41,7 @@ class RunLogger(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         for key in BATCH_KEYS:
             values = [r[key] for r in self.rows if key in r]
-            if values or key in BATCH_KEYS[:4]:  # ADA's columns only in runs that use it
+            if values or key in LOSS_KEYS:
                 row[key] = float(np.mean(values)) if values else float("nan")
         row.update({k: v for k, v in (logs or {}).items()
                     if k.startswith(("eval_", "d_real_", "d_overfit")) or k == "sample_std"})
@@ -114,7 +116,7 @@ class Overfitting(keras.callbacks.Callback):
     """Each epoch: D's confidence that real images are real (E[sign(D(x))]) on training images and on held-out
     images of the same dataset, and their gap (`d_real_train`, `d_real_heldout`, `d_overfit_gap` in epochs.csv). A
     discriminator that memorized its training set is sure of those and not of new ones: the gap grows (small
-    datasets; the remedy is `augment` / `ada_target`)."""
+    datasets). ganlib.verdict cautions when it ends >= MEMORIZED_GAP."""
 
     def __init__(self, train, heldout, n: int = 256):
         super().__init__()

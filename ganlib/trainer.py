@@ -127,15 +127,15 @@ class GANTrainer(keras.Model):
 
     def real_confidence(self, images, labels, batch: int = 128) -> float:
         """E[sign(D(x) - threshold)] over real images (uint8), in inference mode: +1 when D calls every one of them
-        real. On training images against held-out ones it shows D memorizing its training set (Karras et al.
-        2020's overfitting heuristic r_v)."""
+        real. On training images against held-out ones it shows D memorizing its training set (the idea of Karras
+        et al. 2020's validation heuristic r_v)."""
         from .data import to_float
 
         signs = []
         for start in range(0, len(images), batch):
             x = self._d_input(ops.convert_to_tensor(to_float(images[start:start + batch])))
             out = self._d(x, ops.convert_to_tensor(labels[start:start + batch]), training=False)
-            signs.append(np.sign(np.asarray(ops.convert_to_numpy(ops.cast(out, "float32"))).ravel()
+            signs.append(np.sign(ops.convert_to_numpy(ops.cast(out, "float32")).ravel()
                                  - self.loss_entry.accuracy_threshold))
         return float(np.mean(np.concatenate(signs))) if signs else float("nan")
 
